@@ -1,0 +1,253 @@
+"""The TANL engine on embeddings: test-time activated negative labels (Activation Matters, CVPR 2026).
+
+Pure torch: no OpenOOD and no open_clip import. Everything runs on the device of ``id_text`` and in float32
+(float16/bfloat16 inputs are upcast); only ``threshold`` reads a value back to the host.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .queue import ActivationQueue
+from .scoring import activation_aware_score, otsu_threshold
+
+__all__ = ["TANL", "OFFICIAL_NAMES"]
+
+#: Our argument name -> the official ``ActivatedNegPostprocessor`` name (YAML key) it maps to.
+OFFICIAL_NAMES = {
+    "num_negatives": "beta",
+    "memory_length": "memleng",
+    "gap": "gap",
+    "alpha": "alpha",
+    "score_step": "gamma",
+    "score_memory_length": "score_queue_len (hard-coded 20000)",
+}
+
+
+def _as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    """Check ``tensor`` is a finite 2-D floating matrix and return it in float32 on ``device``."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [rows, dim], got {type(tensor).__name__}")
+    if tensor.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [rows, dim], got shape {tuple(tensor.shape)}")
+    if not tensor.is_floating_point():
+        raise TypeError(f"{name} must be floating point (float32/float16/bfloat16), got {tensor.dtype}")
+    tensor = tensor.to(device=device, dtype=torch.float32)
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} contains NaN or Inf; check the encoder output (e.g. float16 overflow)")
+    return tensor
+
+
+class TANL:
+    """Test-time Activated Negative Labels scorer for CLIP-like embeddings.
+
+    Args:
+        id_text: [C, D] L2-normalised ID class text embeddings.
+        corpus_text: [N, D] L2-normalised embeddings of the whole negative-label corpus.
+        noise_features: [K, D] L2-normalised image embeddings of noise images (seed of the OOD memory).
+        logit_scale: CLIP's temperature multiplier (``logit_scale.exp()``, 100 for OpenAI CLIP).
+        num_negatives: M, negatives used to score (official ``beta``; paper 1000).
+        memory_length: L, rows kept in each FIFO activation memory (official ``memleng``; paper 300).
+        gap: g, margin around the adaptive threshold t for confident samples (official ``gap``; paper 0.2).
+        alpha: weight of the memory mean when blended with the current batch (official ``alpha``; paper 0.95).
+        score_step: k, prefix step of the activation-aware score (official ``gamma``): 0 = NegLabel sum score,
+            1 = the paper's score, k = prefixes of k, 2k, ...
+        score_memory_length: scores kept for the threshold search (hard-coded 20000 officially).
+        seed: seeds the shuffle of the initial memories.
+
+    The engine is ready after construction (``reset`` is called). ``step`` returns, for a batch of image
+    embeddings, the ID prediction and the score (higher = more in-distribution) and then learns from the batch.
+
+    Learned state (valid after ``reset``/``step``): ``threshold`` (last adaptive threshold t), ``selected``
+    ([M] corpus indices that scored the last step, strongest first).
+    """
+
+    def __init__(
+        self,
+        id_text: torch.Tensor,
+        corpus_text: torch.Tensor,
+        noise_features: torch.Tensor,
+        logit_scale: float = 100.0,
+        *,
+        num_negatives: int = 1000,
+        memory_length: int = 300,
+        gap: float = 0.2,
+        alpha: float = 0.95,
+        score_step: int = 1,
+        score_memory_length: int = 20000,
+        seed: int = 0,
+    ):
+        self.id_text = _as_rows("id_text", id_text)
+        device = self.id_text.device
+        self.corpus_text = _as_rows("corpus_text", corpus_text, device)
+        self.noise_features = _as_rows("noise_features", noise_features, device)
+        dims = {"id_text": self.id_text.shape[1], "corpus_text": self.corpus_text.shape[1],
+                "noise_features": self.noise_features.shape[1]}
+        if len(set(dims.values())) != 1:
+            raise ValueError(f"embedding dimensions differ: {dims}; encode all three with the same model")
+        for name, rows in (("id_text", self.id_text), ("corpus_text", self.corpus_text),
+                           ("noise_features", self.noise_features)):
+            if rows.shape[0] == 0:
+                raise ValueError(f"{name} is empty; it needs at least one row")
+        self.logit_scale = float(logit_scale)
+        if not math.isfinite(self.logit_scale) or self.logit_scale <= 0:
+            raise ValueError(f"logit_scale must be a positive finite number (CLIP's logit_scale.exp()), "
+                             f"got {logit_scale}")
+        self.num_negatives = _check_int("num_negatives", num_negatives, 1, self.corpus_text.shape[0],
+                                        hint=f"the corpus has {self.corpus_text.shape[0]} words")
+        self.memory_length = _check_int("memory_length", memory_length, 1)
+        self.gap = _check_unit("gap", gap)
+        self.alpha = _check_unit("alpha", alpha)
+        self.score_step = _check_int("score_step", score_step, 0)
+        self.score_memory_length = _check_int("score_memory_length", score_memory_length, 1)
+        self.seed = int(seed)
+        # [C + N, D]: logits against the ID classes then the whole corpus come from one matmul.
+        self._text = torch.cat([self.id_text, self.corpus_text])
+        self.reset()
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def device(self) -> torch.device:
+        return self._text.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.id_text.shape[0]
+
+    @property
+    def corpus_size(self) -> int:
+        return self.corpus_text.shape[0]
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> "TANL":
+        """Return to the initial state of a new test stream (deterministic given ``seed``).
+
+        ID memory: activations of the ID text embeddings used as pseudo-images; OOD memory: activations of the
+        noise embeddings; each shuffled by a generator seeded with ``seed`` and cut to its last L rows. Score
+        memory: scores of the ID texts, then of the noise embeddings, under the first selection.
+        """
+        generator = torch.Generator().manual_seed(self.seed)
+        id_order = torch.randperm(self.num_classes, generator=generator)
+        noise_order = torch.randperm(self.noise_features.shape[0], generator=generator)
+        self._id_memory = ActivationQueue(self.memory_length, self.corpus_size, self.device)
+        self._ood_memory = ActivationQueue(self.memory_length, self.corpus_size, self.device)
+        # Only the rows that survive the cut to L are ever used: compute activations for those alone.
+        keep_id = id_order[-self.memory_length:].to(self.device)
+        keep_noise = noise_order[-self.memory_length:].to(self.device)
+        self._id_memory.fill(self._activations(self._logits(self.id_text.index_select(0, keep_id))))
+        self._ood_memory.fill(self._activations(self._logits(self.noise_features.index_select(0, keep_noise))))
+
+        self.selected = self._select(self._ood_memory.mean() - self._id_memory.mean())
+        pseudo_images = torch.cat([self.id_text, self.noise_features])
+        initial_scores = self._score(self._logits(pseudo_images), self.selected)
+        self._score_memory = torch.empty(self.score_memory_length, dtype=torch.float32, device=self.device)
+        self._score_count = 0
+        self._score_head = 0
+        self._remember_scores(initial_scores)
+        self._threshold = torch.tensor(float("nan"))
+        return self
+
+    @property
+    def threshold(self) -> float:
+        """The adaptive threshold t used by the last ``step`` (NaN before the first step)."""
+        return float(self._threshold)
+
+    @property
+    def memory_sizes(self) -> tuple[int, int]:
+        """Rows held in the (ID, OOD) activation memories."""
+        return self._id_memory.count, self._ood_memory.count
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score one test batch, then learn from it.
+
+        Args:
+            image_features: [B, D] L2-normalised image embeddings (any float dtype, any device: moved to the
+                engine's device and float32).
+
+        Returns:
+            pred: [B] LongTensor, argmax over the ID classes.
+            score: [B] float32, higher = more in-distribution (ID share of the softmax, in (0, 1)).
+        """
+        features = _as_rows("image_features", image_features, self.device)
+        if features.shape[1] != self._text.shape[1]:
+            raise ValueError(f"image_features have dimension {features.shape[1]} but the text bank has "
+                             f"{self._text.shape[1]}; encode images and texts with the same model")
+        if features.shape[0] == 0:
+            raise ValueError("image_features is an empty batch; pass at least one row")
+        logits = self._logits(features)  # [B, C + N]
+        pred = logits[:, : self.num_classes].argmax(dim=1)
+
+        id_mean, ood_mean = self._id_memory.mean(), self._ood_memory.mean()
+        memory_score = self._score(logits, self._select(ood_mean - id_mean))
+        self._remember_scores(memory_score)
+        self._threshold = threshold = otsu_threshold(self._score_memory[: self._score_count])
+        upper = threshold.double() + self.gap * (1 - threshold.double())
+        lower = threshold.double() - self.gap * threshold.double()
+        confident_id = memory_score > upper.float()
+        confident_ood = memory_score < lower.float()
+
+        # One host sync: the confident rows (and only they) need their activations.
+        id_rows, ood_rows = confident_id.nonzero().squeeze(1), confident_ood.nonzero().squeeze(1)
+        id_acts = self._activations(logits.index_select(0, id_rows))
+        ood_acts = self._activations(logits.index_select(0, ood_rows))
+        blended_id = self._blend(id_mean, id_acts)
+        blended_ood = self._blend(ood_mean, ood_acts)
+        self.selected = self._select(blended_ood - blended_id)
+        score = self._score(logits, self.selected)
+
+        self._id_memory.push(id_acts)
+        self._ood_memory.push(ood_acts)
+        return pred, score
+
+    # ------------------------------------------------------------------ pieces
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+        """[R, D] -> [R, C + N] scaled logits against the ID classes then the corpus."""
+        return (self.logit_scale * features) @ self._text.T
+
+    def _activations(self, logits: torch.Tensor) -> torch.Tensor:
+        """Corpus part of the float32 softmax over [ID | whole corpus]: [R, C + N] -> [R, N]."""
+        return torch.softmax(logits.float(), dim=1)[:, self.num_classes:]
+
+    def _select(self, preference: torch.Tensor) -> torch.Tensor:
+        """Top-M corpus indices of ``preference`` [N], strongest first."""
+        return torch.topk(preference, self.num_negatives, sorted=True).indices
+
+    def _score(self, logits: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+        """Activation-aware score [R] (float32) of [R, C + N] logits under the ranked negatives ``selected``."""
+        id_logits = logits[:, : self.num_classes]
+        negative_logits = logits[:, self.num_classes:].index_select(1, selected)
+        return activation_aware_score(id_logits, negative_logits, self.score_step).float()
+
+    def _blend(self, memory_mean: torch.Tensor, batch_activations: torch.Tensor) -> torch.Tensor:
+        """alpha * memory mean + (1 - alpha) * batch mean; the memory mean alone when the batch has no rows."""
+        if batch_activations.shape[0] == 0:
+            return memory_mean
+        return self.alpha * memory_mean + (1 - self.alpha) * batch_activations.mean(0)
+
+    def _remember_scores(self, scores: torch.Tensor) -> None:
+        """Append to the score memory (a ring of the newest ``score_memory_length`` scores)."""
+        scores = scores[-self.score_memory_length:]
+        slots = (self._score_head + torch.arange(scores.shape[0], device=self.device)) % self.score_memory_length
+        self._score_memory.index_copy_(0, slots, scores.float())
+        self._score_head = (self._score_head + scores.shape[0]) % self.score_memory_length
+        self._score_count = min(self._score_count + scores.shape[0], self.score_memory_length)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None, hint: str = "") -> int:
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bound}, got {value}" + (f" ({hint})" if hint else ""))
+    return value
+
+
+def _check_unit(name: str, value) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value

@@ -1,0 +1,47 @@
+"""FIFO order, eviction and the running mean of the activation memory."""
+import torch
+
+from openood_tanl.core import ActivationQueue
+
+
+def _rows(start: int, count: int, width: int = 3) -> torch.Tensor:
+    return torch.arange(start, start + count, dtype=torch.float32)[:, None].repeat(1, width)
+
+
+def test_fifo_evicts_oldest_first():
+    queue = ActivationQueue(capacity=4, width=3)
+    queue.fill(_rows(0, 3))  # 0 1 2
+    queue.push(_rows(3, 2))  # 0 1 2 3 4 -> 1 2 3 4
+    assert queue.rows()[:, 0].tolist() == [1, 2, 3, 4]
+    queue.push(_rows(5, 1))
+    assert queue.rows()[:, 0].tolist() == [2, 3, 4, 5]
+    queue.push(_rows(6, 6))  # more than capacity in one push: only the last four survive, in order
+    assert queue.rows()[:, 0].tolist() == [8, 9, 10, 11]
+
+
+def test_fill_keeps_the_last_rows():
+    queue = ActivationQueue(capacity=2, width=3)
+    queue.fill(_rows(0, 5))
+    assert queue.rows()[:, 0].tolist() == [3, 4]
+    queue.fill(_rows(10, 1))
+    assert queue.rows()[:, 0].tolist() == [10]
+
+
+def test_empty_push_changes_nothing():
+    queue = ActivationQueue(capacity=3, width=3)
+    queue.fill(_rows(0, 2))
+    queue.push(torch.empty(0, 3))
+    assert queue.rows()[:, 0].tolist() == [0, 1] and queue.count == 2
+
+
+def test_running_mean_equals_mean_of_held_rows_over_a_long_stream():
+    g = torch.Generator().manual_seed(0)
+    queue = ActivationQueue(capacity=7, width=5)
+    reference = []
+    for step in range(200):
+        rows = torch.rand(int(torch.randint(0, 5, (1,), generator=g)), 5, generator=g)
+        queue.push(rows)
+        reference = (reference + list(rows))[-7:]
+        if reference:
+            torch.testing.assert_close(queue.mean(), torch.stack(reference).double().mean(0).float(), rtol=0, atol=1e-7)
+            torch.testing.assert_close(queue.rows(), torch.stack(reference))
