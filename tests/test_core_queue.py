@@ -43,5 +43,5 @@ def test_running_mean_equals_mean_of_held_rows_over_a_long_stream():
         queue.push(rows)
         reference = (reference + list(rows))[-7:]
         if reference:
-            torch.testing.assert_close(queue.mean(), torch.stack(reference).double().mean(0).float(), rtol=0, atol=1e-7)
+            torch.testing.assert_close(queue.mean(), torch.stack(reference).double().mean(0).float(), rtol=0, atol=5e-7)
             torch.testing.assert_close(queue.rows(), torch.stack(reference))

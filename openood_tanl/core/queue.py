@@ -9,60 +9,72 @@ __all__ = ["ActivationQueue"]
 class ActivationQueue:
     """FIFO of at most ``capacity`` rows of width N (official ``memleng`` rows of corpus activations).
 
-    A ring buffer: ``push`` writes over the oldest rows, and a float64 running sum makes ``mean`` O(N) instead of
-    O(capacity x N). The sum is recomputed from the buffer every time the ring has been overwritten once, so rounding
-    never accumulates over long streams.
+    A ring buffer: ``push`` writes over the oldest rows in place, and a float64 running column sum makes ``mean``
+    O(N) instead of O(capacity x N). The sum is recomputed from the buffer after every ``resync_every`` rows
+    written, so rounding never accumulates over long streams.
 
     Args:
         capacity: maximum number of rows kept (L).
         width: row width (N, the corpus size).
         device: where the buffer lives.
+        resync_every: rows written between exact recomputations of the sum (default 8 x capacity).
     """
 
-    def __init__(self, capacity: int, width: int, device: torch.device | str | None = None):
+    def __init__(self, capacity: int, width: int, device: torch.device | str | None = None,
+                 resync_every: int | None = None):
         self.capacity = int(capacity)
         self.width = int(width)
+        self.resync_every = int(resync_every or 8 * self.capacity)
         self.buffer = torch.zeros(self.capacity, self.width, dtype=torch.float32, device=device)
         self.column_sum = torch.zeros(self.width, dtype=torch.float64, device=device)
-        self.count = 0  # rows held
+        self.count = 0  # rows held; while count < capacity they sit in slots [0, count)
         self.head = 0  # slot of the next write (= slot of the oldest row once full)
-        self._writes_since_resync = 0
+        self._written_since_resync = 0
 
     def fill(self, rows: torch.Tensor) -> None:
         """Replace the contents by ``rows`` [R, N] (only the last ``capacity`` are kept, in order)."""
         self.count = 0
         self.head = 0
-        self.column_sum.zero_()
         self.push(rows)
+        self.resync()
 
-    def push(self, rows: torch.Tensor) -> None:
-        """Append ``rows`` [R, N] in order, evicting the oldest rows beyond ``capacity``."""
-        rows = rows[-self.capacity:]
+    def push(self, rows: torch.Tensor, row_sum: torch.Tensor | None = None) -> None:
+        """Append ``rows`` [R, N] in order, evicting the oldest rows beyond ``capacity``.
+
+        ``row_sum`` ([N], optional) is ``rows.sum(0)`` when the caller already has it.
+        """
+        if rows.shape[0] > self.capacity:
+            rows, row_sum = rows[-self.capacity:], None
         num_rows = rows.shape[0]
         if num_rows == 0:
             return
-        slots = (self.head + torch.arange(num_rows, device=self.buffer.device)) % self.capacity
-        evicted = max(0, self.count + num_rows - self.capacity)
-        if evicted:
-            oldest = (self.head - self.count + torch.arange(evicted, device=self.buffer.device)) % self.capacity
-            self.column_sum -= self.buffer.index_select(0, oldest).sum(0, dtype=torch.float64)
-        self.buffer.index_copy_(0, slots, rows.to(self.buffer.dtype))
-        self.column_sum += rows.sum(0, dtype=torch.float64)
+        self.column_sum += (rows.sum(0) if row_sum is None else row_sum).double()
+        # The write covers at most two contiguous slices; the slots it overwrites hold exactly the rows evicted.
+        first = min(num_rows, self.capacity - self.head)
+        for start, source in ((self.head, rows[:first]), (0, rows[first:])):
+            if source.shape[0] == 0:
+                continue
+            stop = start + source.shape[0]
+            held_stop = stop if self.count == self.capacity else min(stop, self.count)
+            if held_stop > start:
+                self.column_sum -= self.buffer[start:held_stop].sum(0).double()
+            self.buffer[start:stop].copy_(source)
         self.head = (self.head + num_rows) % self.capacity
         self.count = min(self.count + num_rows, self.capacity)
-        self._writes_since_resync += num_rows
-        if self._writes_since_resync >= self.capacity:
+        self._written_since_resync += num_rows
+        if self._written_since_resync >= self.resync_every:
             self.resync()
 
     def resync(self) -> None:
-        """Recompute the running sum exactly from the rows held."""
-        self.column_sum = self.rows().sum(0, dtype=torch.float64)
-        self._writes_since_resync = 0
+        """Recompute the running sum exactly (float64) from the rows held."""
+        self.column_sum = self.buffer[: self.count].sum(0, dtype=torch.float64)
+        self._written_since_resync = 0
 
     def rows(self) -> torch.Tensor:
-        """The rows held, oldest first: [count, N]."""
-        order = (self.head - self.count + torch.arange(self.count, device=self.buffer.device)) % self.capacity
-        return self.buffer.index_select(0, order)
+        """The rows held, oldest first: [count, N] (a copy)."""
+        if self.count < self.capacity:
+            return self.buffer[: self.count].clone()
+        return torch.cat([self.buffer[self.head:], self.buffer[: self.head]])
 
     def mean(self) -> torch.Tensor:
         """Column mean of the rows held, [N] float32 (NaN when empty)."""

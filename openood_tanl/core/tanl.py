@@ -104,6 +104,7 @@ class TANL:
         self.seed = int(seed)
         # [C + N, D]: logits against the ID classes then the whole corpus come from one matmul.
         self._text = torch.cat([self.id_text, self.corpus_text])
+        self._workspaces: dict[str, torch.Tensor] = {}
         self.reset()
 
     # ------------------------------------------------------------------ sizes
@@ -177,7 +178,7 @@ class TANL:
                              f"{self._text.shape[1]}; encode images and texts with the same model")
         if features.shape[0] == 0:
             raise ValueError("image_features is an empty batch; pass at least one row")
-        logits = self._logits(features)  # [B, C + N]
+        logits = self._logits(features, out=self._workspace("logits", features.shape[0]))  # [B, C + N]
         pred = logits[:, : self.num_classes].argmax(dim=1)
 
         id_mean, ood_mean = self._id_memory.mean(), self._ood_memory.mean()
@@ -189,27 +190,40 @@ class TANL:
         confident_id = memory_score > upper.float()
         confident_ood = memory_score < lower.float()
 
-        # One host sync: the confident rows (and only they) need their activations.
+        # One host sync: only the confident rows need their activations (one softmax for both sides).
         id_rows, ood_rows = confident_id.nonzero().squeeze(1), confident_ood.nonzero().squeeze(1)
-        id_acts = self._activations(logits.index_select(0, id_rows))
-        ood_acts = self._activations(logits.index_select(0, ood_rows))
-        blended_id = self._blend(id_mean, id_acts)
-        blended_ood = self._blend(ood_mean, ood_acts)
+        confident_rows = torch.cat([id_rows, ood_rows])
+        activations = self._activations(torch.index_select(
+            logits, 0, confident_rows, out=self._workspace("activations", confident_rows.numel())))
+        id_acts, ood_acts = activations[: id_rows.numel()], activations[id_rows.numel():]
+        id_sum, ood_sum = id_acts.sum(0), ood_acts.sum(0)
+        blended_id = self._blend(id_mean, id_sum, id_acts.shape[0])
+        blended_ood = self._blend(ood_mean, ood_sum, ood_acts.shape[0])
         self.selected = self._select(blended_ood - blended_id)
         score = self._score(logits, self.selected)
 
-        self._id_memory.push(id_acts)
-        self._ood_memory.push(ood_acts)
+        self._id_memory.push(id_acts, id_sum)
+        self._ood_memory.push(ood_acts, ood_sum)
         return pred, score
 
     # ------------------------------------------------------------------ pieces
-    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+    def _logits(self, features: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """[R, D] -> [R, C + N] scaled logits against the ID classes then the corpus."""
-        return (self.logit_scale * features) @ self._text.T
+        return torch.matmul(self.logit_scale * features, self._text.T, out=out)
 
     def _activations(self, logits: torch.Tensor) -> torch.Tensor:
-        """Corpus part of the float32 softmax over [ID | whole corpus]: [R, C + N] -> [R, N]."""
-        return torch.softmax(logits.float(), dim=1)[:, self.num_classes:]
+        """Corpus part of the float32 softmax over [ID | whole corpus], computed in place: [R, C + N] -> [R, N]."""
+        logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()
+        logits.div_(logits.sum(dim=1, keepdim=True))
+        return logits[:, self.num_classes:]
+
+    def _workspace(self, name: str, rows: int) -> torch.Tensor:
+        """A reusable [rows, C + N] float32 buffer (large fresh allocations cost page faults on every step)."""
+        buffer = self._workspaces.get(name)
+        if buffer is None or buffer.shape[0] < rows:
+            buffer = torch.empty(max(rows, 1), self._text.shape[0], dtype=torch.float32, device=self.device)
+            self._workspaces[name] = buffer
+        return buffer[:rows]
 
     def _select(self, preference: torch.Tensor) -> torch.Tensor:
         """Top-M corpus indices of ``preference`` [N], strongest first."""
@@ -218,14 +232,14 @@ class TANL:
     def _score(self, logits: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
         """Activation-aware score [R] (float32) of [R, C + N] logits under the ranked negatives ``selected``."""
         id_logits = logits[:, : self.num_classes]
-        negative_logits = logits[:, self.num_classes:].index_select(1, selected)
+        negative_logits = logits.index_select(1, selected + self.num_classes)  # gather from the full matrix
         return activation_aware_score(id_logits, negative_logits, self.score_step).float()
 
-    def _blend(self, memory_mean: torch.Tensor, batch_activations: torch.Tensor) -> torch.Tensor:
+    def _blend(self, memory_mean: torch.Tensor, batch_sum: torch.Tensor, batch_count: int) -> torch.Tensor:
         """alpha * memory mean + (1 - alpha) * batch mean; the memory mean alone when the batch has no rows."""
-        if batch_activations.shape[0] == 0:
+        if batch_count == 0:
             return memory_mean
-        return self.alpha * memory_mean + (1 - self.alpha) * batch_activations.mean(0)
+        return self.alpha * memory_mean + (1 - self.alpha) * (batch_sum / batch_count)
 
     def _remember_scores(self, scores: torch.Tensor) -> None:
         """Append to the score memory (a ring of the newest ``score_memory_length`` scores)."""
