@@ -1,0 +1,6 @@
+"""OpenOOD adapters: postprocessors that wrap the pure-torch engines."""
+from .base import OPENOOD_AVAILABLE, BasePostprocessor
+from .engine_postprocessor import EnginePostprocessor
+from .tanl import TANLPostprocessor
+
+__all__ = ["BasePostprocessor", "EnginePostprocessor", "TANLPostprocessor", "OPENOOD_AVAILABLE"]

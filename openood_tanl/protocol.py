@@ -1,0 +1,54 @@
+"""The network protocol the postprocessors read: a CLIP-like model with its text bank attached.
+
+The open_clip adapter provides it for real models; tests use small doubles. Nothing here imports OpenOOD.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+__all__ = ["CLIPNetwork", "check_network", "network_device"]
+
+REQUIRED_ATTRIBUTES = ("id_text_features", "corpus_text_features", "noise_features", "logit_scale")
+
+
+@runtime_checkable
+class CLIPNetwork(Protocol):
+    """What ``TANLPostprocessor.postprocess(net, data)`` needs from ``net``.
+
+    Attributes:
+        id_text_features: [C, D] L2-normalised ID class text embeddings.
+        corpus_text_features: [N, D] L2-normalised negative-label corpus embeddings.
+        noise_features: [K, D] L2-normalised embeddings of noise images.
+        logit_scale: CLIP's ``logit_scale.exp()`` (float or 0-d tensor).
+
+    ``net(data, return_feat=True)`` returns [B, D] L2-normalised image embeddings; ``net(data)`` returns logits
+    over the ID classes (what OpenOOD's accuracy column uses).
+    """
+
+    id_text_features: torch.Tensor
+    corpus_text_features: torch.Tensor
+    noise_features: torch.Tensor
+    logit_scale: float | torch.Tensor
+
+    def __call__(self, data: torch.Tensor, return_feat: bool = False) -> torch.Tensor: ...
+
+
+def check_network(net) -> None:
+    """Raise a TypeError naming what ``net`` lacks to serve the postprocessors."""
+    missing = [name for name in REQUIRED_ATTRIBUTES if getattr(net, name, None) is None]
+    if missing:
+        raise TypeError(
+            f"{type(net).__name__} lacks {', '.join(missing)}: the TANL postprocessors need a CLIP network that "
+            f"carries {', '.join(REQUIRED_ATTRIBUTES)} and returns image features from net(x, return_feat=True) "
+            "(see openood_tanl.protocol.CLIPNetwork)")
+
+
+def network_device(net) -> torch.device:
+    """The device ``net`` computes on: its first parameter's, else its ID text features'."""
+    parameters = getattr(net, "parameters", None)
+    if callable(parameters):
+        for parameter in parameters():
+            return parameter.device
+    return torch.as_tensor(net.id_text_features).device

@@ -1,0 +1,96 @@
+"""Making our postprocessors selectable by name inside OpenOOD.
+
+OpenOOD has no plugin discovery: ``openood.evaluation_api`` looks names up in its module-level ``postprocessors``
+dict and reads ``<config_root>/postprocessors/<name>.yml``; the ``main.py`` pipeline calls
+``openood.postprocessors.get_postprocessor(config)``, whose table is local to the function. ``register()`` adds
+our names to the dict and wraps both lookup functions where OpenOOD's modules imported them, so that our names
+resolve (with the YAML shipped in this package when ``config_root`` lacks one) and every other name goes to
+OpenOOD unchanged.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+from .postprocessors.base import OPENOOD_AVAILABLE, OPENOOD_IMPORT_ERROR
+from .postprocessors.config import CONFIG_ROOT, packaged_config_path
+from .postprocessors.tanl import TANLPostprocessor
+
+__all__ = ["POSTPROCESSORS", "register", "config_root", "get_postprocessor"]
+
+#: Registry name -> postprocessor class.
+POSTPROCESSORS = {"tanl": TANLPostprocessor}
+
+_WRAPPER_FLAG = "_openood_tanl_wrapper"
+
+
+def config_root() -> str:
+    """Folder with ``postprocessors/<name>.yml`` for every postprocessor here; pass as ``Evaluator(config_root=)``."""
+    return str(CONFIG_ROOT)
+
+
+def get_postprocessor(name: str, config=None, **overrides):
+    """Build one of our postprocessors by registry name (from its shipped YAML unless ``config`` is given)."""
+    if name not in POSTPROCESSORS:
+        raise KeyError(f"unknown postprocessor '{name}'; openood_tanl provides: {', '.join(POSTPROCESSORS)}")
+    return POSTPROCESSORS[name](config, **overrides)
+
+
+def register() -> bool:
+    """Make our postprocessors selectable by name in OpenOOD. Idempotent; returns False when OpenOOD is absent.
+
+    Called on ``import openood_tanl`` when OpenOOD imports.
+    """
+    if not OPENOOD_AVAILABLE:
+        return False
+    import openood.evaluation_api.postprocessor as api_postprocessor
+    import openood.pipelines  # noqa: F401  (imports every pipeline module, so their references can be wrapped)
+    import openood.postprocessors.utils as pipeline_postprocessor
+
+    api_postprocessor.postprocessors.update(POSTPROCESSORS)
+    _wrap_everywhere(api_postprocessor, "get_postprocessor", _evaluation_api_lookup)
+    _wrap_everywhere(pipeline_postprocessor, "get_postprocessor", _pipeline_lookup)
+    return True
+
+
+def _wrap_everywhere(home, attribute: str, make_wrapper) -> None:
+    """Replace ``home.<attribute>`` and every ``openood.*`` module's reference to the same function."""
+    original = getattr(home, attribute)
+    if getattr(original, _WRAPPER_FLAG, False):
+        return  # already registered
+    wrapper = functools.wraps(original)(make_wrapper(original))
+    setattr(wrapper, _WRAPPER_FLAG, True)
+    for module_name, module in list(sys.modules.items()):
+        if (module_name == "openood" or module_name.startswith("openood.")) and \
+                getattr(module, attribute, None) is original:
+            setattr(module, attribute, wrapper)
+
+
+def _evaluation_api_lookup(original):
+    def get_postprocessor(config_root: str, postprocessor_name: str, id_data_name: str):
+        if postprocessor_name not in POSTPROCESSORS:
+            return original(config_root, postprocessor_name, id_data_name)
+        from openood.utils.config import Config, merge_configs
+
+        path = Path(config_root or "", "postprocessors", f"{postprocessor_name}.yml")
+        if not path.is_file():  # never download: our YAML ships with the package
+            path = packaged_config_path(postprocessor_name)
+        config = merge_configs(Config(os.fspath(path)), Config(**{"dataset": {"name": id_data_name}}))
+        postprocessor = POSTPROCESSORS[postprocessor_name](config)
+        postprocessor.APS_mode = bool(config.postprocessor.APS_mode)
+        postprocessor.hyperparam_search_done = False
+        return postprocessor
+
+    return get_postprocessor
+
+
+def _pipeline_lookup(original):
+    def get_postprocessor(config):
+        name = config.postprocessor.name
+        if name in POSTPROCESSORS:
+            return POSTPROCESSORS[name](config)
+        return original(config)
+
+    return get_postprocessor
