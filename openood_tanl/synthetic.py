@@ -47,9 +47,13 @@ def make_bank(num_classes: int = 100, corpus_size: int = 5000, dim: int = 128, *
     return SyntheticBank(id_text, corpus_text, noise, ood_words, image_offset)
 
 
-def make_stream(bank: SyntheticBank, num_id: int, num_ood: int, *, signal: float = 0.8, seed: int = 0,
-                shuffle: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_stream(bank: SyntheticBank, num_id: int, num_ood: int, *, signal: float = 0.8, id_mix: float = 0.0,
+                seed: int = 0, shuffle: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Image embeddings near their class text (ID) or near a hidden corpus word (OOD).
+
+    Args:
+        signal: weight of the anchor text against the per-image spread (lower = harder).
+        id_mix: weight of a random ID class text mixed into each OOD anchor (near-OOD: higher = harder).
 
     Returns:
         features: [num_id + num_ood, D] float32, L2-normalised.
@@ -58,9 +62,11 @@ def make_stream(bank: SyntheticBank, num_id: int, num_ood: int, *, signal: float
     """
     g = torch.Generator().manual_seed(seed)
     dim = bank.id_text.shape[1]
-    id_labels = torch.randint(bank.id_text.shape[0], (num_id,), generator=g)
+    num_classes = bank.id_text.shape[0]
+    id_labels = torch.randint(num_classes, (num_id,), generator=g)
     ood_anchor = bank.ood_words[torch.randint(bank.ood_words.numel(), (num_ood,), generator=g)]
-    anchors = torch.cat([bank.id_text[id_labels], bank.corpus_text[ood_anchor]])
+    ood_confusers = bank.id_text[torch.randint(num_classes, (num_ood,), generator=g)]
+    anchors = torch.cat([bank.id_text[id_labels], _unit(bank.corpus_text[ood_anchor] + id_mix * ood_confusers)])
     spread = _unit(torch.randn(num_id + num_ood, dim, generator=g))
     features = _unit(bank.image_offset + signal * anchors + 0.9 * spread)
     is_id = torch.cat([torch.ones(num_id, dtype=torch.bool), torch.zeros(num_ood, dtype=torch.bool)])

@@ -1,0 +1,102 @@
+"""The postprocessor inside a real OpenOOD: registration by name, Evaluator on a generated tree, main.py lookup.
+
+Skipped where OpenOOD does not import (it is not on PyPI: pip install git+https://github.com/Jingkang50/OpenOOD).
+"""
+import pytest
+import torch
+
+import openood_tanl
+from openood_tanl.postprocessors.base import OPENOOD_IMPORT_ERROR
+
+pytestmark = pytest.mark.skipif(not openood_tanl.OPENOOD_AVAILABLE,
+                                reason=f"needs OpenOOD: {OPENOOD_IMPORT_ERROR}")
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Fail loudly if OpenOOD reaches for the network (config or data download)."""
+    import openood.evaluation_api.datasets as datasets
+    import openood.evaluation_api.postprocessor as api_postprocessor
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"OpenOOD tried to download: {args} {kwargs}")
+
+    monkeypatch.setattr(api_postprocessor.urllib.request, "urlretrieve", refuse)
+    monkeypatch.setattr(datasets.gdown, "download", refuse)
+
+
+@pytest.fixture
+def cuda_calls_on_cpu(monkeypatch):
+    """OpenOOD's Evaluator.eval_acc hard-codes .cuda(); on a machine without CUDA make it a no-op."""
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *args, **kwargs: self)
+
+
+def test_subclasses_openood_base():
+    from openood.postprocessors import BasePostprocessor
+
+    assert issubclass(openood_tanl.TANLPostprocessor, BasePostprocessor)
+
+
+def test_register_is_idempotent_and_adds_the_name():
+    import openood.evaluation_api.postprocessor as api_postprocessor
+    import openood.pipelines.test_ood_pipeline as pipeline
+
+    wrapped_api, wrapped_pipeline = api_postprocessor.get_postprocessor, pipeline.get_postprocessor
+    assert openood_tanl.register() and openood_tanl.register()
+    assert api_postprocessor.postprocessors["tanl"] is openood_tanl.TANLPostprocessor
+    assert api_postprocessor.get_postprocessor is wrapped_api and pipeline.get_postprocessor is wrapped_pipeline
+
+
+def test_evaluation_api_lookup_uses_shipped_yaml_when_config_root_lacks_it(tmp_path, offline):
+    from openood.evaluation_api.evaluator import get_postprocessor
+
+    postprocessor = get_postprocessor(str(tmp_path), "tanl", "cifar10")  # empty config_root: no download
+    assert isinstance(postprocessor, openood_tanl.TANLPostprocessor)
+    assert postprocessor.args["num_negatives"] == 1000 and postprocessor.APS_mode is False
+    assert postprocessor.config.dataset.name == "cifar10"
+
+
+def test_evaluation_api_lookup_prefers_the_users_yaml(tmp_path, offline):
+    from openood.evaluation_api.evaluator import get_postprocessor
+
+    (tmp_path / "postprocessors").mkdir()
+    (tmp_path / "postprocessors" / "tanl.yml").write_text(
+        "postprocessor:\n  name: tanl\n  APS_mode: False\n  postprocessor_args:\n    gap: 0.5\n    alpha: 0.0\n")
+    postprocessor = get_postprocessor(str(tmp_path), "tanl", "cifar10")
+    assert postprocessor.args["gap"] == 0.5 and postprocessor.args["alpha"] == 0.0
+
+
+def test_pipeline_get_postprocessor_resolves_tanl_and_keeps_the_rest():
+    from openood.pipelines.test_ood_pipeline import get_postprocessor
+    from openood.postprocessors import BasePostprocessor
+    from openood.utils import Config
+
+    config = Config(openood_tanl.config_root() + "/postprocessors/tanl.yml")
+    assert isinstance(get_postprocessor(config), openood_tanl.TANLPostprocessor)
+    msp = get_postprocessor(Config(**{"postprocessor": {"name": "msp", "APS_mode": False}}))
+    assert type(msp) is BasePostprocessor
+
+
+@pytest.mark.parametrize("by_name", [True, False])
+def test_evaluator_runs_tanl_on_a_generated_tree(tmp_path, offline, cuda_calls_on_cpu, by_name):
+    from openood.evaluation_api import Evaluator
+    from doubles import TinyCLIPDouble
+    from openood_data import make_openood_tree
+
+    net = TinyCLIPDouble(num_classes=10, corpus_size=1200).eval()  # >= the shipped M = 1000
+    data_root = make_openood_tree(tmp_path / "data", "cifar10", per_list=6)
+    if by_name:
+        kwargs = dict(postprocessor_name="tanl", config_root=openood_tanl.config_root())
+    else:
+        kwargs = dict(postprocessor=openood_tanl.TANLPostprocessor(num_negatives=40, memory_length=20))
+    evaluator = Evaluator(net, id_name="cifar10", data_root=str(data_root), preprocessor=None, batch_size=4,
+                          num_workers=0, **kwargs)
+    table = evaluator.eval_ood(fsood=False, progress=False)
+    assert list(table.columns) == ["FPR@95", "AUROC", "AUPR_IN", "AUPR_OUT", "ACC"]
+    assert {"nearood", "farood", "cifar100", "tin", "mnist", "svhn", "texture", "places365"} <= set(table.index)
+    assert table.notna().all().all()
+    engine = evaluator.postprocessor.engine
+    assert isinstance(engine, openood_tanl.TANL) and engine.num_negatives == (1000 if by_name else 40)
+    id_scores = evaluator.scores["id"]["test"][1]
+    assert id_scores.shape == (6,) and ((id_scores > 0) & (id_scores < 1)).all()
