@@ -16,12 +16,20 @@ from pathlib import Path
 
 from .postprocessors.base import OPENOOD_AVAILABLE, OPENOOD_IMPORT_ERROR
 from .postprocessors.config import CONFIG_ROOT, packaged_config_path
+from .postprocessors.baselines import MCMPostprocessor, NegLabelPostprocessor
 from .postprocessors.tanl import TANLPostprocessor
 
-__all__ = ["POSTPROCESSORS", "register", "config_root", "get_postprocessor"]
+__all__ = ["POSTPROCESSORS", "NETWORKS", "register", "config_root", "get_postprocessor", "network_from_config"]
 
 #: Registry name -> postprocessor class.
-POSTPROCESSORS = {"tanl": TANLPostprocessor}
+POSTPROCESSORS = {"tanl": TANLPostprocessor, "mcm": MCMPostprocessor, "neglabel": NegLabelPostprocessor}
+
+#: OpenOOD ``network.name`` values we build (configs/networks/<name>.yml).
+NETWORKS = ("clip_tanl",)
+
+#: ``network:`` keys of ours -> ``create_network`` arguments (OpenOOD's own keys, e.g. num_gpus, are ignored).
+NETWORK_KEYS = ("model", "weights", "id_classes", "corpus", "cache_dir", "templates", "precision", "quick_gelu",
+                "noise_seed", "normalize_noise", "batch_size", "model_config")
 
 _WRAPPER_FLAG = "_openood_tanl_wrapper"
 
@@ -49,10 +57,40 @@ def register() -> bool:
     import openood.pipelines  # noqa: F401  (imports every pipeline module, so their references can be wrapped)
     import openood.postprocessors.utils as pipeline_postprocessor
 
+    import openood.networks.utils as pipeline_networks
+
     api_postprocessor.postprocessors.update(POSTPROCESSORS)
     _wrap_everywhere(api_postprocessor, "get_postprocessor", _evaluation_api_lookup)
     _wrap_everywhere(pipeline_postprocessor, "get_postprocessor", _pipeline_lookup)
+    _wrap_everywhere(pipeline_networks, "get_network", _network_lookup)
     return True
+
+
+def network_from_config(network_config):
+    """Build our CLIP network from an OpenOOD ``network:`` section (see configs/networks/clip_tanl.yml).
+
+    Keys: ``model`` (open_clip name), ``weights`` (pretrained tag or checkpoint path; OpenOOD's own ``pretrained``
+    and ``checkpoint`` keys are ignored), ``id_classes``, ``corpus``, ``cache_dir``, ``templates``, ``precision``,
+    ``quick_gelu``, ``noise_seed``, ``normalize_noise``, ``batch_size``, ``model_config``, and ``device`` (default: CUDA when
+    ``num_gpus`` > 0 and available, else CPU).
+    """
+    import torch
+
+    from .networks import create_network
+
+    settings = {key: network_config[key] for key in NETWORK_KEYS if network_config.get(key) is not None}
+    for key in ("cache_dir", "model_config"):  # OpenOOD's command-line overrides need string-typed defaults
+        if str(settings.get(key, "")).lower() in ("default", "none"):
+            settings.pop(key)
+    if "model" in settings:
+        settings["model_name"] = settings.pop("model")
+    if "weights" in settings:
+        weights = settings.pop("weights")
+        settings["pretrained"] = None if str(weights).lower() == "none" else weights
+    wants_gpu = int(network_config.get("num_gpus") or 0) > 0 and torch.cuda.is_available()
+    device = network_config.get("device") or ("cuda" if wants_gpu else "cpu")
+    net, _ = create_network(device=device, **settings)
+    return net
 
 
 def _wrap_everywhere(home, attribute: str, make_wrapper) -> None:
@@ -84,6 +122,15 @@ def _evaluation_api_lookup(original):
         return postprocessor
 
     return get_postprocessor
+
+
+def _network_lookup(original):
+    def get_network(network_config):
+        if network_config.name in NETWORKS:
+            return network_from_config(network_config)
+        return original(network_config)
+
+    return get_network
 
 
 def _pipeline_lookup(original):

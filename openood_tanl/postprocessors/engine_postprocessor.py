@@ -36,11 +36,14 @@ class EnginePostprocessor(BasePostprocessor):
         **overrides: hyperparameters that replace the config's ``postprocessor_args``.
 
     Subclasses set ``name``, ``engine_class``, ``official_names`` and implement ``build_engine(net, **args)``.
+    The hyperparameters are the engine's keyword-only arguments plus ``extra_parameters`` (arguments the
+    postprocessor itself uses to build the engine, e.g. NegLabel's selection size).
     """
 
     name: str = ""
     engine_class: type = object
     official_names: Mapping[str, str] = {}
+    extra_parameters: Mapping[str, Any] = {}
 
     def __init__(self, config: Any = None, **overrides: Any):
         if config is None:
@@ -49,7 +52,7 @@ class EnginePostprocessor(BasePostprocessor):
         section = _section(config)
         where = f"{self.name} postprocessor config"
         check_keys(section.keys(), dict.fromkeys(SECTION_KEYS), where, {})
-        self.defaults = engine_defaults(self.engine_class)
+        self.defaults = {**self.extra_parameters, **engine_defaults(self.engine_class)}
         given = dict(section.get("postprocessor_args") or {})
         check_keys(given, self.defaults, f"{where}, postprocessor_args", self.official_names)
         check_keys(overrides, self.defaults, f"{type(self).__name__} arguments", self.official_names)

@@ -1,0 +1,104 @@
+"""NegLabel (Jiang et al., ICLR 2024): negative-label selection and the grouped NegLabel score."""
+from __future__ import annotations
+
+import torch
+
+from .tanl import _as_rows
+
+__all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES"]
+
+#: Our argument name -> NegLabel's official name.
+OFFICIAL_NAMES = {"num_negatives": "ood_number", "num_groups": "ngroup", "percentile": "pct (0.95)"}
+
+
+@torch.no_grad()
+def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_adjective: torch.Tensor,
+                           num_negatives: int = 10000, percentile: float = 0.95,
+                           chunk_size: int = 8192) -> torch.Tensor:
+    """NegLabel's selection: the corpus words farthest from the ID classes, nouns and adjectives in proportion.
+
+    For each candidate, its ``percentile`` similarity to the ID texts is the element at index
+    ``int(C * percentile)`` of its ascending cosine similarities; the candidates with the lowest values are kept:
+    ``int(M * A / (A + N))`` adjectives and the rest nouns (A, N = adjective and noun counts).
+
+    Args:
+        id_text: [C, D] L2-normalised ID class texts.
+        corpus_text: [W, D] L2-normalised candidate words.
+        is_adjective: [W] bool.
+        num_negatives: M (official ``ood_number``, 10,000).
+
+    Returns:
+        [M] LongTensor of corpus indices: adjectives then nouns, each from farthest to nearest.
+    """
+    id_text = _as_rows("id_text", id_text)
+    corpus_text = _as_rows("corpus_text", corpus_text, id_text.device)
+    is_adjective = torch.as_tensor(is_adjective, dtype=torch.bool, device=id_text.device)
+    if is_adjective.shape != (corpus_text.shape[0],):
+        raise ValueError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
+                         f"got shape {tuple(is_adjective.shape)}")
+    if not 1 <= num_negatives <= corpus_text.shape[0]:
+        raise ValueError(f"num_negatives must be in [1, {corpus_text.shape[0]}] (the corpus size), got {num_negatives}")
+    if not 0.0 <= percentile < 1.0:
+        raise ValueError(f"percentile must be in [0, 1), got {percentile}")
+    rank = int(id_text.shape[0] * percentile) + 1  # kthvalue is 1-based
+    closeness = torch.cat([torch.kthvalue(chunk @ id_text.T, rank, dim=1).values
+                           for chunk in corpus_text.split(chunk_size)])
+    num_adjectives = int(is_adjective.sum())
+    adjective_count = int(num_negatives * num_adjectives / corpus_text.shape[0])
+    noun_count = num_negatives - adjective_count
+    if noun_count > corpus_text.shape[0] - num_adjectives:
+        raise ValueError(f"the corpus has {corpus_text.shape[0] - num_adjectives} nouns, fewer than the "
+                         f"{noun_count} NegLabel's proportion asks for; lower num_negatives")
+    chosen = []
+    for mask, count in ((is_adjective, adjective_count), (~is_adjective, noun_count)):
+        indices = mask.nonzero().squeeze(1)
+        order = torch.sort(closeness[indices], stable=True).indices[:count]
+        chosen.append(indices[order])
+    return torch.cat(chosen)
+
+
+class NegLabel:
+    """The NegLabel score with its grouping strategy; higher = more ID.
+
+    The negatives are shuffled by a generator seeded with ``seed`` and split into ``num_groups`` groups of equal
+    size (the ``M mod num_groups`` last ones are dropped); the score is the mean over groups of the ID share of
+    the softmax over [ID | group].
+
+    Args:
+        id_text: [C, D] L2-normalised ID class texts.
+        negative_text: [M, D] L2-normalised negative-label texts (e.g. from ``select_negative_labels``).
+        logit_scale: CLIP's ``logit_scale.exp()``.
+        num_groups: official ``ngroup`` (1 = no grouping).
+        seed: seeds the shuffle into groups.
+    """
+
+    def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0, *,
+                 num_groups: int = 100, seed: int = 0):
+        self.id_text = _as_rows("id_text", id_text)
+        self.negative_text = _as_rows("negative_text", negative_text, self.id_text.device)
+        self.logit_scale = float(logit_scale)
+        if not 1 <= int(num_groups) <= self.negative_text.shape[0]:
+            raise ValueError(f"num_groups must be in [1, {self.negative_text.shape[0]}] (the number of "
+                             f"negatives), got {num_groups}")
+        self.num_groups = int(num_groups)
+        self.seed = int(seed)
+        group_size = self.negative_text.shape[0] // self.num_groups
+        order = torch.randperm(self.negative_text.shape[0], generator=torch.Generator().manual_seed(self.seed))
+        self._groups = order[: group_size * self.num_groups].view(self.num_groups, group_size).to(self.id_text.device)
+        self._text = torch.cat([self.id_text, self.negative_text])
+
+    def reset(self) -> "NegLabel":
+        return self
+
+    @torch.no_grad()
+    def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, D] image embeddings -> (pred [B] long, score [B] float32 in (0, 1))."""
+        features = _as_rows("image_features", image_features, self.id_text.device)
+        logits = (self.logit_scale * features) @ self._text.T
+        num_classes = self.id_text.shape[0]
+        id_logits = logits[:, :num_classes]
+        grouped = logits.index_select(1, self._groups.flatten() + num_classes).view(len(features), *self._groups.shape)
+        # ID share of softmax([ID | group]) = sigmoid(LSE(ID) - LSE(group)), for all groups at once
+        id_lse = torch.logsumexp(id_logits.double(), dim=1, keepdim=True)
+        score = torch.sigmoid(id_lse - torch.logsumexp(grouped.double(), dim=2)).mean(dim=1)
+        return id_logits.argmax(dim=1), score.float()

@@ -1,0 +1,234 @@
+"""An open_clip model with its text bank attached: the network OpenOOD drives and our postprocessors read."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..classnames import class_names
+from ..corpus import Corpus, build_corpus, read_word_list, wordnet_words
+from ..textbank import EmbeddingCache, default_cache_dir, fingerprint
+from .noise import noise_images
+
+__all__ = ["CLIPOODNetwork", "create_network", "TEMPLATES"]
+
+#: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
+NOUN_TEMPLATE = "The nice {}."
+ADJECTIVE_TEMPLATE = "This is a {} photo."
+TEMPLATES = ("official", "openai-ensemble")
+
+
+class CLIPOODNetwork(nn.Module):
+    """open_clip model + ID/corpus text embeddings + noise-image embeddings (``openood_tanl.CLIPNetwork``).
+
+    ``net(x)`` returns [B, C] logits over the ID classes (OpenOOD's accuracy column); ``net(x, return_feat=True)``
+    returns [B, D] L2-normalised float32 image embeddings.
+
+    Attributes:
+        id_text_features: [C, D]; corpus_text_features: [N, D]; noise_features: [K, D] (float32 buffers).
+        logit_scale: CLIP's ``logit_scale.exp()`` (float).
+        class_names, corpus: the ID class names and the negative-label ``Corpus`` (words and kinds).
+    """
+
+    def __init__(self, clip_model: nn.Module, id_text_features: torch.Tensor, corpus_text_features: torch.Tensor,
+                 noise_features: torch.Tensor, logit_scale: float, class_names: Sequence[str], corpus: Corpus):
+        super().__init__()
+        self.clip_model = clip_model
+        self.register_buffer("id_text_features", id_text_features.float())
+        self.register_buffer("corpus_text_features", corpus_text_features.float())
+        self.register_buffer("noise_features", noise_features.float())
+        self.logit_scale = float(logit_scale)
+        self.class_names = list(class_names)
+        self.corpus = corpus
+        self.n_cls = len(self.class_names)  # the name OpenOOD-VLM's code reads
+
+    @property
+    def corpus_is_adjective(self) -> torch.Tensor:
+        """[N] bool: which corpus words are adjectives (NegLabel's proportional selection)."""
+        return torch.tensor([kind == "adjective" for kind in self.corpus.kinds], dtype=torch.bool)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] preprocessed images -> [B, D] L2-normalised float32 embeddings."""
+        dtype = next(self.clip_model.parameters()).dtype
+        features = self.clip_model.encode_image(images.to(dtype))
+        return F.normalize(features.float(), dim=-1)
+
+    def forward(self, x: torch.Tensor, return_feat: bool = False) -> torch.Tensor:
+        features = self.encode_image(x)
+        if return_feat:
+            return features
+        return self.logit_scale * features @ self.id_text_features.T
+
+
+def _resolve_quick_gelu(model_name: str, pretrained: str | None, quick_gelu: bool | None) -> bool:
+    """QuickGELU is what OpenAI's weights were trained with: choose it for them, warn on a forced mismatch."""
+    import open_clip
+
+    if model_name.endswith("-quickgelu"):
+        return True
+    tag_config = open_clip.get_pretrained_cfg(model_name, pretrained) if pretrained else {}
+    wanted = bool(tag_config.get("quick_gelu", False)) if tag_config else None
+    if quick_gelu is None:
+        return bool(wanted)
+    if wanted is not None and quick_gelu != wanted:
+        warnings.warn(f"quick_gelu={quick_gelu} but the '{pretrained}' weights of {model_name} were trained with "
+                      f"quick_gelu={wanted}: features will be degraded", UserWarning, stacklevel=3)
+    return quick_gelu
+
+
+def _load_clip(model_name: str, pretrained: str | None, device, precision: str, quick_gelu: bool | None,
+               weights_dir: str | None):
+    import open_clip
+
+    if model_name not in open_clip.list_models():
+        raise ValueError(f"unknown open_clip model '{model_name}'; choose one of open_clip.list_models() (e.g. "
+                         "ViT-B-16) or register a config with open_clip.add_model_config(path)")
+    use_quick_gelu = _resolve_quick_gelu(model_name, pretrained, quick_gelu)
+    is_file = pretrained is not None and os.path.isfile(pretrained)
+    if pretrained and not is_file and not open_clip.get_pretrained_cfg(model_name, pretrained):
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        raise ValueError(f"'{pretrained}' is neither a file nor a pretrained tag of {model_name}; "
+                         f"tags: {', '.join(tags) or 'none'}")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained, device=device, precision=precision,
+            force_quick_gelu=use_quick_gelu, cache_dir=weights_dir)
+    except RuntimeError as error:
+        if "download" in str(error).lower():
+            raise RuntimeError(
+                f"could not download the '{pretrained}' weights of {model_name} ({error}). Without internet, "
+                f"download the checkpoint on a machine that has it (open_clip.create_model('{model_name}', "
+                f"pretrained='{pretrained}') caches it) and pass its file path as pretrained='/path/to/checkpoint'"
+                + (" with quick_gelu=True (OpenAI weights)" if use_quick_gelu else "")) from error
+        raise
+    return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
+
+
+def _load_corpus(corpus: str | os.PathLike, names: Sequence[str]) -> Corpus:
+    """'wordnet' (shipped), a text file of words (nouns), or a folder with nouns.txt and/or adjectives.txt."""
+    if str(corpus) == "wordnet":
+        nouns, adjectives = wordnet_words()
+        return build_corpus(names, nouns, adjectives)
+    path = Path(corpus)
+    if path.is_dir():
+        found = {kind: path / f"{kind}.txt" for kind in ("nouns", "adjectives") if (path / f"{kind}.txt").is_file()}
+        if not found:
+            raise FileNotFoundError(f"corpus folder {path} holds neither nouns.txt nor adjectives.txt (one word "
+                                    "a line)")
+        return build_corpus(names, *(read_word_list(found[k]) if k in found else [] for k in ("nouns", "adjectives")))
+    if path.is_file():
+        return build_corpus(names, read_word_list(path), [])
+    raise FileNotFoundError(f"corpus '{corpus}' is neither 'wordnet', a word-list file nor a folder with "
+                            "nouns.txt/adjectives.txt")
+
+
+def _weights_identity(pretrained: str | None) -> dict:
+    if pretrained and os.path.isfile(pretrained):
+        stat = os.stat(pretrained)
+        return {"file": os.path.abspath(pretrained), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"tag": pretrained}
+
+
+@torch.no_grad()
+def _encode_texts(model, tokenizer, names: Sequence[str], templates: Sequence[str], device,
+                  batch_size: int, description: str) -> torch.Tensor:
+    """[len(names), D] text embeddings: each name through every template, averaged, L2-normalised."""
+    from open_clip import build_zero_shot_classifier
+
+    if not names:
+        return torch.empty(0, model.text_projection.shape[-1] if hasattr(model, "text_projection") else 0)
+    print(f"encoding {len(names)} {description} x {len(templates)} template(s)")
+    weights = build_zero_shot_classifier(model, tokenizer, list(names), list(templates),
+                                         num_classes_per_batch=max(1, batch_size // len(templates)),
+                                         device=device, use_tqdm=True)
+    return weights.T.float().cpu()
+
+
+def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
+                   corpus: str | os.PathLike = "wordnet", device: str | torch.device = "cpu",
+                   cache_dir: str | os.PathLike | None = None, *, templates: str = "official",
+                   precision: str = "fp32", quick_gelu: bool | None = None, noise_seed: int = 0,
+                   normalize_noise: bool = False, batch_size: int = 256,
+                   model_config: str | os.PathLike | None = None):
+    """Build the CLIP OOD network and its eval transform.
+
+    Args:
+        model_name: an open_clip model name (default ViT-B-16, the paper's backbone).
+        pretrained: an open_clip pretrained tag (default OpenAI weights) or a local checkpoint path; None = random.
+        id_classes: 'imagenet', 'imagenet200', 'cifar10', 'cifar100', a list of names or a text file (one a line).
+        corpus: 'wordnet' (shipped WordNet 3.0 nouns and adjectives), a word-list file or a folder with
+            nouns.txt/adjectives.txt. Words equal to an ID class name are dropped.
+        device: where the model runs ('cpu', 'cuda', ...).
+        cache_dir: text-bank cache folder (default ``default_cache_dir()``).
+        templates: 'official' ("The nice {}." for classes and nouns, "This is a {} photo." for adjectives) or
+            'openai-ensemble' (open_clip's OpenAI ImageNet templates for classes and nouns, averaged).
+        precision: 'fp32', or 'fp16' on CUDA.
+        quick_gelu: None chooses QuickGELU for weights trained with it (OpenAI's); pass True for a local copy of
+            OpenAI weights.
+        noise_seed: seeds the 15 noise images; normalize_noise: apply CLIP's mean/std to them (the official code
+            does not).
+        batch_size: texts encoded per forward pass.
+        model_config: an open_clip model-config JSON to register first (custom architectures).
+
+    Returns:
+        (network, preprocess): a ``CLIPOODNetwork`` in eval mode and the eval transform (bicubic resize, center
+        crop, CLIP mean/std), usable as OpenOOD's ``preprocessor``.
+    """
+    if templates not in TEMPLATES:
+        raise ValueError(f"templates must be one of {TEMPLATES}, got '{templates}'")
+    device = torch.device(device)
+    if model_config is not None:
+        import open_clip
+
+        if not Path(model_config).is_file():
+            raise FileNotFoundError(f"model_config {model_config} does not exist (an open_clip model-config JSON)")
+        open_clip.add_model_config(os.fspath(model_config))
+    if precision != "fp32" and device.type != "cuda":
+        raise ValueError(f"precision '{precision}' needs a CUDA device; use precision='fp32' on {device}")
+    model, preprocess, tokenizer = _load_clip(model_name, pretrained, device, precision, quick_gelu,
+                                              os.fspath(cache_dir) if cache_dir else None)
+    names = class_names(id_classes)
+    words = _load_corpus(corpus, names)
+    if templates == "official":
+        class_templates = noun_templates = [NOUN_TEMPLATE]
+    else:
+        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+        class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+    cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
+    model_key = {"model": model_name, "weights": _weights_identity(pretrained), "quick_gelu":
+                 bool(getattr(model, "quick_gelu", False)) or _resolve_quick_gelu(model_name, pretrained, quick_gelu),
+                 "precision": precision}
+
+    def text_bank(kind: str, names_: Sequence[str], templates_: Sequence[str]) -> torch.Tensor:
+        key = {**model_key, "kind": kind, "templates": list(templates_), "words": fingerprint(list(names_))}
+        return cache.get_or_compute(kind, key, lambda: _encode_texts(model, tokenizer, names_, templates_, device,
+                                                                     batch_size, kind))
+
+    id_text = text_bank("id-classes", names, class_templates)
+    corpus_text = torch.empty(len(words.words), id_text.shape[1])
+    for kind, templates_ in (("noun", noun_templates), ("adjective", [ADJECTIVE_TEMPLATE])):
+        rows = [i for i, k in enumerate(words.kinds) if k == kind]
+        if rows:
+            corpus_text[rows] = text_bank(f"{kind}s", [words.words[i] for i in rows], templates_)
+
+    image_size = model.visual.image_size
+    normalisation = next((t for t in getattr(preprocess, "transforms", []) if type(t).__name__ == "Normalize"), None)
+
+    def encode_noise() -> torch.Tensor:
+        images = noise_images(image_size if isinstance(image_size, int) else tuple(image_size), seed=noise_seed)
+        if normalize_noise and normalisation is not None:
+            images = normalisation(images)
+        with torch.no_grad():
+            dtype = next(model.parameters()).dtype
+            return F.normalize(model.encode_image(images.to(device, dtype)).float(), dim=-1).cpu()
+
+    noise = cache.get_or_compute("noise", {**model_key, "kind": "noise", "seed": noise_seed,
+                                           "normalized": normalize_noise, "image_size": str(image_size)},
+                                 encode_noise)
+    network = CLIPOODNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words)
+    return network.to(device).eval(), preprocess

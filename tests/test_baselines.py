@@ -1,0 +1,83 @@
+"""MCM and NegLabel engines, NegLabel's selection, and their postprocessors, on synthetic embeddings."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from doubles import TinyCLIPDouble
+from openood_tanl.core.mcm import MCM
+from openood_tanl.core.neglabel import NegLabel, select_negative_labels
+from openood_tanl.postprocessors.baselines import MCMPostprocessor, NegLabelPostprocessor
+from openood_tanl.synthetic import make_bank, make_stream
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return make_bank(20, 1000, 48, seed=1)
+
+
+def test_mcm_is_max_softmax_with_temperature(bank):
+    features, _, _ = make_stream(bank, 30, 10, seed=0)
+    pred, score = MCM(bank.id_text, 100.0, temperature=2.0).step(features)
+    probs = torch.softmax(100.0 * features @ bank.id_text.T / 2.0, dim=1)
+    torch.testing.assert_close(score, probs.max(1).values)
+    assert torch.equal(pred, probs.argmax(1))
+
+
+def test_mcm_separates_id_from_far_ood(bank):
+    features, is_id, _ = make_stream(bank, 300, 100, seed=0)
+    _, score = MCM(bank.id_text).step(features)
+    assert score[is_id].mean() > score[~is_id].mean()
+
+
+def test_neglabel_score_falls_when_an_image_matches_a_negative_label(bank):
+    engine = NegLabel(bank.id_text, bank.corpus_text[:200], 100.0, num_groups=1)
+    id_image = F.normalize(bank.image_offset + bank.id_text[3], dim=0)
+    matching_negative = F.normalize(bank.image_offset + bank.id_text[3] + 1.5 * bank.corpus_text[17], dim=0)
+    _, scores = engine.step(torch.stack([id_image, matching_negative]))
+    assert scores[1] < scores[0] - 0.1
+
+
+def test_neglabel_grouping_by_hand(bank):
+    features, _, _ = make_stream(bank, 8, 4, seed=0)
+    negatives = bank.corpus_text[:103]  # 103 = 4 groups of 25 + 3 dropped
+    engine = NegLabel(bank.id_text, negatives, 100.0, num_groups=4, seed=5)
+    order = torch.randperm(103, generator=torch.Generator().manual_seed(5))[:100].view(4, 25)
+    logits_id = 100.0 * features @ bank.id_text.T
+    expected = torch.stack([torch.softmax(torch.cat([logits_id, 100.0 * features @ negatives[g].T], 1).double(),
+                                          1)[:, :20].sum(1) for g in order], 1).mean(1)
+    torch.testing.assert_close(engine.step(features)[1], expected.float(), rtol=0, atol=1e-6)
+
+
+def test_selection_keeps_the_farthest_words_in_proportion():
+    id_text = F.normalize(torch.eye(4, 8)[:, :], dim=1)  # 4 classes on the first 4 axes
+    # 6 nouns and 4 adjectives; similarity to the ID classes grows with the index
+    corpus = []
+    for i in range(10):
+        v = torch.zeros(8)
+        v[i % 4] = i / 10
+        v[7] = 1.0
+        corpus.append(F.normalize(v, dim=0))
+    corpus = torch.stack(corpus)
+    is_adjective = torch.tensor([False] * 6 + [True] * 4)
+    chosen = select_negative_labels(id_text, corpus, is_adjective, num_negatives=5, percentile=0.95)
+    # int(5 * 4 / 10) = 2 adjectives (6, 7: the farthest), then 3 nouns (0, 1, 2)
+    assert chosen.tolist() == [6, 7, 0, 1, 2]
+
+
+def test_selection_rejects_bad_sizes(bank):
+    with pytest.raises(ValueError, match="num_negatives must be in"):
+        select_negative_labels(bank.id_text, bank.corpus_text, torch.zeros(1000, dtype=torch.bool), 1001)
+    with pytest.raises(ValueError, match="one flag per corpus word"):
+        select_negative_labels(bank.id_text, bank.corpus_text, torch.zeros(3, dtype=torch.bool), 10)
+
+
+def test_baseline_postprocessors_run_on_the_network_protocol():
+    net = TinyCLIPDouble(num_classes=10, corpus_size=600).eval()
+    images = torch.rand(6, 3, 32, 32)
+    for postprocessor in (MCMPostprocessor(), NegLabelPostprocessor(num_negatives=300, num_groups=10)):
+        pred, conf = postprocessor.postprocess(net, images)
+        assert pred.shape == conf.shape == (6,) and torch.isfinite(conf).all()
+    with pytest.raises(ValueError, match="'tau' is the official name of 'temperature'"):
+        MCMPostprocessor(tau=2.0)
+    with pytest.raises(ValueError, match="'ngroup' is the official name of 'num_groups'"):
+        NegLabelPostprocessor(ngroup=2)

@@ -1,0 +1,134 @@
+"""The open_clip network on a tiny random model: loading, text bank cache, corpus, postprocessors end to end."""
+import warnings
+
+import pytest
+import torch
+
+open_clip = pytest.importorskip("open_clip")
+
+import openood_tanl  # noqa: E402
+from openood_tanl.networks import create_network  # noqa: E402
+from tiny_clip import TINY_MODEL, make_tiny_checkpoint  # noqa: E402
+
+CLASSES = ["golden retriever", "tabby cat", "red fox", "school bus", "pizza"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    nouns = [f"noun{i}" for i in range(150)] + ["pizza"]  # 'pizza' is an ID class: dropped
+    adjectives = [f"adj{i}" for i in range(50)] + ["noun3"]  # also a noun: dropped
+    (folder / "nouns.txt").write_text("\n".join(nouns) + "\n")
+    (folder / "adjectives.txt").write_text("\n".join(adjectives) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(checkpoint, corpus_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    net, preprocess = create_network(TINY_MODEL, str(checkpoint), CLASSES, corpus_dir, "cpu", cache)
+    return net, preprocess, cache
+
+
+def test_network_carries_the_protocol(built):
+    net, preprocess, _ = built
+    assert isinstance(net, openood_tanl.CLIPNetwork)
+    assert net.id_text_features.shape == (5, 32) and net.noise_features.shape == (15, 32)
+    assert net.corpus_text_features.shape == (150 + 50, 32)  # 'pizza' and the adjective 'noun3' dropped
+    assert "pizza" not in net.corpus.words and net.corpus.words.count("noun3") == 1
+    for bank in (net.id_text_features, net.corpus_text_features, net.noise_features):
+        torch.testing.assert_close(bank.norm(dim=1), torch.ones(len(bank)))
+    assert net.logit_scale == pytest.approx(1 / 0.07, rel=1e-4)
+
+
+def test_forward_gives_id_logits_and_features(built):
+    net, preprocess, _ = built
+    from PIL import Image
+
+    image = preprocess(Image.new("RGB", (50, 40), (200, 30, 30))).unsqueeze(0)
+    assert image.shape == (1, 3, 32, 32)
+    features = net(image, return_feat=True)
+    logits = net(image)
+    assert logits.shape == (1, 5)
+    torch.testing.assert_close(logits, net.logit_scale * features @ net.id_text_features.T)
+
+
+def test_text_bank_is_the_open_clip_zero_shot_classifier(built, checkpoint):
+    net, _, _ = built
+    model, _, _ = open_clip.create_model_and_transforms(TINY_MODEL, pretrained=str(checkpoint))
+    tokenizer = open_clip.get_tokenizer(TINY_MODEL)
+    expected = open_clip.build_zero_shot_classifier(model, tokenizer, CLASSES, ["The nice {}."]).T
+    torch.testing.assert_close(net.id_text_features, expected)
+    adjective = net.corpus.words.index("adj7")
+    expected_adj = open_clip.build_zero_shot_classifier(model, tokenizer, ["adj7"], ["This is a {} photo."]).T
+    torch.testing.assert_close(net.corpus_text_features[adjective], expected_adj[0])
+
+
+def test_cache_is_reused_and_a_damaged_entry_rebuilt(built, checkpoint, corpus_dir, monkeypatch):
+    net, _, cache = built
+    entries = sorted(cache.glob("*.npz"))
+    assert {p.name.split("-")[0] for p in entries} == {"id", "nouns", "adjectives", "noise"}
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the text bank was re-encoded although it is cached")
+
+    import openood_tanl.networks.clip_network as clip_network
+    monkeypatch.setattr(clip_network, "_encode_texts", no_encoding)
+    again, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES, corpus_dir, "cpu", cache)
+    assert torch.equal(again.corpus_text_features, net.corpus_text_features)
+    assert torch.equal(again.noise_features, net.noise_features)
+
+    monkeypatch.undo()
+    nouns_entry = next(p for p in entries if p.name.startswith("nouns"))
+    nouns_entry.write_bytes(nouns_entry.read_bytes()[:100])
+    with pytest.warns(RuntimeWarning, match="is not used"):
+        rebuilt, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES, corpus_dir, "cpu", cache)
+    torch.testing.assert_close(rebuilt.corpus_text_features, net.corpus_text_features)
+
+
+def test_other_classes_change_the_key(built, checkpoint, corpus_dir):
+    net, _, cache = built
+    other, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES[:3], corpus_dir, "cpu", cache)
+    assert other.id_text_features.shape[0] == 3
+    assert other.corpus_text_features.shape[0] == 201  # 'pizza' is no longer an ID class: kept
+
+
+def test_every_postprocessor_runs_on_the_real_network(built):
+    net, preprocess, _ = built
+    images = torch.rand(12, 3, 32, 32)
+    settings = {"tanl": dict(num_negatives=40, memory_length=20), "mcm": {},
+                "neglabel": dict(num_negatives=60, num_groups=3)}
+    for name, postprocessor_class in openood_tanl.POSTPROCESSORS.items():
+        postprocessor = postprocessor_class(**settings.get(name, {}))
+        pred, conf = postprocessor.postprocess(net, images)
+        assert pred.shape == conf.shape == (12,) and torch.isfinite(conf).all(), name
+        assert int(pred.max()) < 5
+
+
+def test_unknown_model_and_tag_are_named(checkpoint):
+    with pytest.raises(ValueError, match="unknown open_clip model 'ViT-Q-99'"):
+        create_network("ViT-Q-99", None, CLASSES)
+    with pytest.raises(ValueError, match="neither a file nor a pretrained tag"):
+        create_network("ViT-B-16", "no-such-tag", CLASSES)
+
+
+def test_offline_download_failure_says_how_to_pass_a_checkpoint():
+    with pytest.raises(RuntimeError, match="pass its file path as pretrained="):
+        create_network("ViT-B-16", "openai", CLASSES)
+
+
+def test_quick_gelu_follows_the_weights():
+    from openood_tanl.networks.clip_network import _resolve_quick_gelu
+
+    assert _resolve_quick_gelu("ViT-B-16", "openai", None) is True
+    assert _resolve_quick_gelu("ViT-B-16", "laion2b_s34b_b88k", None) is False
+    with pytest.warns(UserWarning, match="trained with quick_gelu=True"):
+        assert _resolve_quick_gelu("ViT-B-16", "openai", False) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _resolve_quick_gelu("ViT-B-16", "openai", True) is True
