@@ -16,13 +16,14 @@ from pathlib import Path
 
 from .postprocessors.base import OPENOOD_AVAILABLE, OPENOOD_IMPORT_ERROR
 from .postprocessors.config import CONFIG_ROOT, packaged_config_path
-from .postprocessors.baselines import MCMPostprocessor, NegLabelPostprocessor
+from .postprocessors.baselines import AdaNegPostprocessor, MCMPostprocessor, NegLabelPostprocessor
 from .postprocessors.tanl import TANLPostprocessor
 
 __all__ = ["POSTPROCESSORS", "NETWORKS", "register", "config_root", "get_postprocessor", "network_from_config"]
 
 #: Registry name -> postprocessor class.
-POSTPROCESSORS = {"tanl": TANLPostprocessor, "mcm": MCMPostprocessor, "neglabel": NegLabelPostprocessor}
+POSTPROCESSORS = {"tanl": TANLPostprocessor, "mcm": MCMPostprocessor, "neglabel": NegLabelPostprocessor,
+                  "adaneg": AdaNegPostprocessor}
 
 #: OpenOOD ``network.name`` values we build (configs/networks/<name>.yml).
 NETWORKS = ("clip_tanl",)

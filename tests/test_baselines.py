@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from doubles import TinyCLIPDouble
 from openood_tanl.core.mcm import MCM
 from openood_tanl.core.neglabel import NegLabel, select_negative_labels
-from openood_tanl.postprocessors.baselines import MCMPostprocessor, NegLabelPostprocessor
+from openood_tanl.postprocessors.baselines import AdaNegPostprocessor, MCMPostprocessor, NegLabelPostprocessor
 from openood_tanl.synthetic import make_bank, make_stream
 
 
@@ -74,10 +74,24 @@ def test_selection_rejects_bad_sizes(bank):
 def test_baseline_postprocessors_run_on_the_network_protocol():
     net = TinyCLIPDouble(num_classes=10, corpus_size=600).eval()
     images = torch.rand(6, 3, 32, 32)
-    for postprocessor in (MCMPostprocessor(), NegLabelPostprocessor(num_negatives=300, num_groups=10)):
+    for postprocessor in (MCMPostprocessor(), NegLabelPostprocessor(num_negatives=300, num_groups=10),
+                          AdaNegPostprocessor(num_negatives=300, memory_length=4)):
         pred, conf = postprocessor.postprocess(net, images)
         assert pred.shape == conf.shape == (6,) and torch.isfinite(conf).all()
     with pytest.raises(ValueError, match="'tau' is the official name of 'temperature'"):
         MCMPostprocessor(tau=2.0)
     with pytest.raises(ValueError, match="'ngroup' is the official name of 'num_groups'"):
         NegLabelPostprocessor(ngroup=2)
+
+
+def test_adaneg_postprocessor_keeps_memories_until_reset():
+    net = TinyCLIPDouble(num_classes=10, corpus_size=600).eval()
+    postprocessor = AdaNegPostprocessor(num_negatives=300, gap=0.0)
+    images = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    _, first = postprocessor.postprocess(net, images)
+    _, second = postprocessor.postprocess(net, images)
+    assert not torch.equal(first, second)  # the memories filled with the first batch
+    postprocessor.reset()
+    assert torch.equal(postprocessor.postprocess(net, images)[1], first)
+    with pytest.raises(ValueError, match="'lambdaval' is the official name of 'mix_weight'"):
+        AdaNegPostprocessor(lambdaval=1.0)

@@ -102,7 +102,7 @@ def test_every_postprocessor_runs_on_the_real_network(built):
     net, preprocess, _ = built
     images = torch.rand(12, 3, 32, 32)
     settings = {"tanl": dict(num_negatives=40, memory_length=20), "mcm": {},
-                "neglabel": dict(num_negatives=60, num_groups=3)}
+                "neglabel": dict(num_negatives=60, num_groups=3), "adaneg": dict(num_negatives=60, num_groups=3)}
     for name, postprocessor_class in openood_tanl.POSTPROCESSORS.items():
         postprocessor = postprocessor_class(**settings.get(name, {}))
         pred, conf = postprocessor.postprocess(net, images)
@@ -132,3 +132,16 @@ def test_quick_gelu_follows_the_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _resolve_quick_gelu("ViT-B-16", "openai", True) is True
+
+
+def test_whole_chain_with_the_shipped_wordnet_corpus(checkpoint, tmp_path):
+    """corpus -> text bank cache -> network -> every postprocessor at its shipped defaults (about a minute)."""
+    net, _ = create_network(TINY_MODEL, str(checkpoint), "cifar10", "wordnet", "cpu", tmp_path)
+    nouns, adjectives = openood_tanl.wordnet_words()
+    assert (len(nouns), len(adjectives)) == (58690, 21042)
+    assert len(net.corpus.words) == net.corpus_text_features.shape[0] > 76000
+    assert int(net.corpus_is_adjective.sum()) == net.corpus.kinds.count("adjective") > 17000
+    images = torch.rand(16, 3, 32, 32)
+    for name, postprocessor_class in openood_tanl.POSTPROCESSORS.items():
+        pred, conf = postprocessor_class().postprocess(net, images)  # shipped YAML defaults (M = 1000, 10000)
+        assert pred.shape == conf.shape == (16,) and torch.isfinite(conf).all(), name

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import torch
 
+from ..core.adaneg import OFFICIAL_NAMES as ADANEG_NAMES
+from ..core.adaneg import AdaNeg
 from ..core.mcm import MCM
 from ..core.neglabel import OFFICIAL_NAMES as NEGLABEL_NAMES
 from ..core.neglabel import NegLabel, select_negative_labels
 from .engine_postprocessor import EnginePostprocessor
 
-__all__ = ["MCMPostprocessor", "NegLabelPostprocessor", "negative_labels_of"]
+__all__ = ["MCMPostprocessor", "NegLabelPostprocessor", "AdaNegPostprocessor", "negative_labels_of"]
 
 
 def _logit_scale(net) -> float:
@@ -52,3 +54,21 @@ class NegLabelPostprocessor(EnginePostprocessor):
     def build_engine(self, net, *, num_negatives, percentile, **args) -> NegLabel:
         negatives = negative_labels_of(net, int(num_negatives), float(percentile))
         return NegLabel(net.id_text_features, negatives, _logit_scale(net), **args)
+
+
+class AdaNegPostprocessor(EnginePostprocessor):
+    """AdaNeg (NeurIPS 2024): text proxies plus memories of test images per proxy (higher = more ID).
+
+    Stateful like TANL: the memories live across ``postprocess`` calls until ``reset()``. Negatives are NegLabel's
+    selection (``num_negatives``, ``percentile``); the engine's arguments and their official names are in
+    ``openood_tanl.core.adaneg``.
+    """
+
+    name = "adaneg"
+    engine_class = AdaNeg
+    official_names = {**ADANEG_NAMES, **{k: v for k, v in NEGLABEL_NAMES.items() if k != "num_groups"}}
+    extra_parameters = {"num_negatives": 10000, "percentile": 0.95}
+
+    def build_engine(self, net, *, num_negatives, percentile, **args) -> AdaNeg:
+        negatives = negative_labels_of(net, int(num_negatives), float(percentile))
+        return AdaNeg(net.id_text_features, negatives, _logit_scale(net), **args)

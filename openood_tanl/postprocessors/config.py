@@ -43,7 +43,8 @@ def engine_defaults(engine_class: type) -> dict[str, Any]:
 
 def check_keys(keys, valid: Mapping[str, Any], where: str, official_names: Mapping[str, str]) -> None:
     """Raise a ValueError for any key not in ``valid``, naming the valid keys and the official-name mapping."""
-    by_official = {official.split(" ")[0]: ours for ours, official in official_names.items() if official != ours}
+    by_official = {official.split(" ")[0]: ours for ours, official in official_names.items()
+                   if official != ours and official.split(" ")[0] != "none"}
     problems = []
     for key in keys:
         if key in valid:

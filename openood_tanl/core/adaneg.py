@@ -1,0 +1,383 @@
+"""AdaNeg (Zhang & Zhang, NeurIPS 2024): adaptive negative proxies built from a memory of test images.
+
+Pure torch: no OpenOOD and no open_clip import. Everything runs on the device of ``id_text`` and in float32
+(float16/bfloat16 inputs are upcast). This is the behaviour of the official ``ttapromptnoadagap`` postprocessor
+(``TTAPromptPostprocessor_noadagap`` in YBZh/OpenOOD-VLM), vectorised.
+
+The algorithm, per test batch (P = C + M proxies: the C ID class texts, then the M NegLabel negatives):
+
+1. Text score: the grouped NegLabel score of the image against the texts (negatives cut into groups; per group
+   the ID share of the softmax over [ID | group]; mean over groups).
+2. Memory update, before scoring the batch: an image whose text score is above
+   ``threshold + gap * (1 - threshold)`` is cached under its arg-max ID class; one below
+   ``threshold - gap * threshold`` under its arg-max negative label. Each proxy holds its text plus at most
+   ``memory_length - 1`` images; once full, a new image replaces the held image of highest entropy if its own
+   entropy is strictly lower (entropy of the softmax over the ID logits, resp. over the negative logits).
+3. Memory proxies: each proxy becomes the normalised sum of its text and its cached images (or, with
+   ``sample_adaptive``, of each of them weighted by ``exp(-sharpness * (1 - cos(image, cached)))``).
+4. Score = memory score + ``mix_weight`` * text score (``score_mode='combine'``), where the memory score is the
+   same grouped NegLabel score against the memory proxies. Higher = more in-distribution.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .tanl import _as_rows, _check_int, _check_unit
+
+__all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES"]
+
+#: Our argument name -> the official ``TTAPromptPostprocessor_noadagap`` name (``postprocessor_args`` key).
+OFFICIAL_NAMES = {
+    "threshold": "thres",
+    "gap": "gap",
+    "memory_length": "memleng",
+    "mix_weight": "lambdaval",
+    "num_groups": "group_num",
+    "shuffle_groups": "random_permute",
+    "sample_adaptive": "samada",
+    "sharpness": "beta (applied as int(beta): the shipped 5.5 runs as 5)",
+    "score_mode": "in_score",
+    "seed": "SEED (hard-coded 0 in postprocess)",
+    "replace_by_entropy": "none (True = the code as written; False = its float16 run, where entropies are NaN)",
+}
+
+#: Accepted ``score_mode`` values (the official ``in_score`` strings) and what they return.
+SCORE_MODES = {
+    "combine": "memory score + mix_weight * text score",
+    "adaonly": "memory score",
+    "vanillaonly": "text score",
+    "multiply": "memory score * text score",
+}
+
+_ENTROPY_EPS = 1e-8  # inside the log of the official entropy: -(p * log(p + 1e-8)).sum()
+
+
+class AdaNeg:
+    """Adaptive-negative-proxy scorer for CLIP-like embeddings (official ``ttapromptnoadagap``).
+
+    Args:
+        id_text: [C, D] L2-normalised ID class text embeddings.
+        negative_text: [M, D] L2-normalised negative-label text embeddings, already selected (NegLabel).
+        logit_scale: CLIP's temperature multiplier (``logit_scale.exp()``, 100 for OpenAI CLIP).
+        threshold: middle point of the text score that splits ID from OOD (official ``thres``; 0.5).
+        gap: g; an image is cached as ID when its text score > t + g (1 - t), as OOD when < t - g t
+            (official ``gap``; 0.5 -> 0.75 / 0.25).
+        memory_length: L (official ``memleng``; 10). A proxy holds its text and at most L - 1 images: the
+            official memory has 1 + L slots, the text in slot 0, but its fill index stops at L, so the last slot
+            stays empty (zero) for ever.
+        mix_weight: lambda (official ``lambdaval``; 0.1). Weight of the *text* score in the 'combine' score, and
+            weight of the *memory* softmax when it is added to the text softmax for the prediction.
+        num_groups: negatives are cut into this many equal groups for the grouped NegLabel score (official
+            ``group_num``; 5); the last ``M % num_groups`` negatives take no part in the scores (they still
+            receive images in the memory).
+        shuffle_groups: shuffle the kept negatives before grouping (official ``random_permute``; True).
+        sample_adaptive: weight the cached images by their similarity to each test image (official ``samada``;
+            False in the shipped ImageNet "final results" run) instead of a plain sum.
+        sharpness: beta of the sample-adaptive weights ``exp(-beta (1 - cos))``; only used when
+            ``sample_adaptive``. The official code truncates its ``beta`` to an int, so pass 5 for its 5.5.
+        score_mode: one of ``SCORE_MODES`` (official ``in_score``; 'combine').
+        replace_by_entropy: when a proxy is full, replace its most uncertain image by a more certain newcomer
+            (the official code, True); False keeps the first images (what its float16 run does, see below).
+        seed: seeds the shuffle into groups (the official code re-seeds the global RNG with 0 each batch, so
+            seed=0 gives its groups).
+
+    Official defaults. The class has no YAML of its own: the shipped script (scripts/ood/adaneg/imagenet.sh)
+    layers command-line values over configs/postprocessors/mcm.yml. Our defaults are those of its ImageNet
+    "final results" run: thres 0.5, gap 0.5, memleng 10, lambdaval 0.1, group_num 5, random_permute True,
+    samada False, beta 5.5, in_score 'combine'. (mcm.yml alone has thres 0.8, gap 0, memleng 30, lambdaval 1,
+    group_num 1, samada True and in_score 'sum', which this class rejects with NotImplementedError.)
+
+    Differences from the official code, all deliberate:
+        * Ties in the replacement. Officially the slot evicted is the last of the max-entropy slots in sort
+          order; here, among images of equal entropy the older one is kept. Only exact float ties differ.
+        * Precision. Computation is float32 here; the official net is OpenAI CLIP built in float16, so its
+          postprocess runs in float16 on the GPU. There the softmax underflows to exact zeros, the
+          ``log(p + 1e-8)`` of the entropy is ``log(0)`` (1e-8 is below float16's resolution) and entropies are
+          NaN, so no replacement ever fires and each proxy keeps its *first* L - 1 images (seen with float16
+          tensors on CPU). ``replace_by_entropy=False`` reproduces that (keep-first) behaviour; scores still
+          differ from a float16 run by its rounding.
+        * The official ``tau``, the training-set feature caches of ``setup`` (``setup_flag`` is False) and the
+          ``text_features_unselected`` bank are never used by this path and have no counterpart here.
+
+    ``step`` returns, for a batch of image embeddings, the ID prediction and the score (higher = more
+    in-distribution); the memory learns from the batch *before* the batch is scored, as officially.
+
+    Learned state (valid after ``reset``/``step``): ``memory_counts`` ([C + M] images held per proxy).
+    """
+
+    def __init__(
+        self,
+        id_text: torch.Tensor,
+        negative_text: torch.Tensor,
+        logit_scale: float = 100.0,
+        *,
+        threshold: float = 0.5,
+        gap: float = 0.5,
+        memory_length: int = 10,
+        mix_weight: float = 0.1,
+        num_groups: int = 5,
+        shuffle_groups: bool = True,
+        sample_adaptive: bool = False,
+        sharpness: float = 5.0,
+        score_mode: str = "combine",
+        replace_by_entropy: bool = True,
+        seed: int = 0,
+    ):
+        self.id_text = _as_rows("id_text", id_text)
+        device = self.id_text.device
+        self.negative_text = _as_rows("negative_text", negative_text, device)
+        if self.id_text.shape[1] != self.negative_text.shape[1]:
+            raise ValueError(f"embedding dimensions differ: id_text {self.id_text.shape[1]}, negative_text "
+                             f"{self.negative_text.shape[1]}; encode both with the same model")
+        for name, rows in (("id_text", self.id_text), ("negative_text", self.negative_text)):
+            if rows.shape[0] == 0:
+                raise ValueError(f"{name} is empty; it needs at least one row")
+        self.logit_scale = float(logit_scale)
+        if not math.isfinite(self.logit_scale) or self.logit_scale <= 0:
+            raise ValueError(f"logit_scale must be a positive finite number (CLIP's logit_scale.exp()), "
+                             f"got {logit_scale}")
+        self.threshold = _check_unit("threshold", threshold)
+        self.gap = _check_unit("gap", gap)
+        self.memory_length = _check_int("memory_length", memory_length, 1)
+        self.mix_weight = float(mix_weight)
+        if not math.isfinite(self.mix_weight) or self.mix_weight < 0:
+            raise ValueError(f"mix_weight must be a finite number >= 0, got {mix_weight}")
+        self.num_groups = _check_int("num_groups", num_groups, 1, self.negative_text.shape[0],
+                                     hint=f"there are {self.negative_text.shape[0]} negatives")
+        self.shuffle_groups = bool(shuffle_groups)
+        self.sample_adaptive = bool(sample_adaptive)
+        self.sharpness = float(sharpness)
+        if not math.isfinite(self.sharpness) or self.sharpness < 0:
+            raise ValueError(f"sharpness must be a finite number >= 0, got {sharpness}")
+        if score_mode not in SCORE_MODES:
+            raise ValueError(f"score_mode must be one of {sorted(SCORE_MODES)}, got {score_mode!r}")
+        self.score_mode = score_mode
+        self.replace_by_entropy = bool(replace_by_entropy)
+        self.seed = int(seed)
+
+        # [P, D] with P = C + M: every logit against the ID classes then the negatives comes from one matmul.
+        self._text = torch.cat([self.id_text, self.negative_text])
+        self._text_norm = self._text.norm(dim=1)  # [P]; the official memory proxies renormalise the text row
+        num_negatives = self.negative_text.shape[0]
+        group_size = num_negatives // self.num_groups
+        kept = group_size * self.num_groups  # the last M % num_groups negatives are dropped *before* shuffling
+        if self.shuffle_groups:
+            order = torch.randperm(kept, generator=torch.Generator().manual_seed(self.seed))
+        else:
+            order = torch.arange(kept)
+        # [num_groups, group_size] column indices into the [P] logits
+        self._groups = (order.view(self.num_groups, group_size) + self.num_classes).to(device)
+        self.reset()
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def device(self) -> torch.device:
+        return self._text.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.id_text.shape[0]
+
+    @property
+    def num_proxies(self) -> int:
+        return self._text.shape[0]
+
+    @property
+    def capacity(self) -> int:
+        """Images one proxy can hold: ``memory_length - 1`` (see the class docstring)."""
+        return self.memory_length - 1
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> "AdaNeg":
+        """Empty every memory (official ``reset_memory``: each proxy back to its text alone)."""
+        dim = self._text.shape[1]
+        # The memory is a pool of held images, kept sorted by (proxy, entropy, arrival): rows of one proxy are
+        # contiguous and best first. Only held images are stored, never the empty slots.
+        self._feat = torch.empty(0, dim, dtype=torch.float32, device=self.device)
+        self._proxy = torch.empty(0, dtype=torch.long, device=self.device)
+        self._entropy = torch.empty(0, dtype=torch.float32, device=self.device)
+        self._arrival = torch.empty(0, dtype=torch.long, device=self.device)
+        self._arrivals = 0  # images seen since reset: the arrival stamp of the next one
+        # Plain proxies: text + sum of held images per row, and its unit direction.
+        self._sums = self._text.clone()
+        self._directions = self._text / self._text_norm[:, None]
+        self._adaptive_cache = None  # pair structure of the sample-adaptive proxies, rebuilt after each change
+        return self
+
+    @property
+    def memory_counts(self) -> torch.Tensor:
+        """[C + M] LongTensor: images held by each proxy (ID classes first, then negatives)."""
+        return torch.bincount(self._proxy, minlength=self.num_proxies)
+
+    def memory_of(self, proxy: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Held images [n, D] of one proxy and their entropies [n], lowest entropy first."""
+        rows = self._proxy == proxy
+        return self._feat[rows], self._entropy[rows]
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Learn from one test batch, then score it.
+
+        Args:
+            image_features: [B, D] L2-normalised image embeddings (any float dtype, any device: moved to the
+                engine's device and float32).
+
+        Returns:
+            pred: [B] LongTensor, arg-max over the ID classes of softmax(text logits) + mix_weight *
+                softmax(memory logits), both softmaxes over all C + M proxies.
+            score: [B] float32, higher = more in-distribution (in [0, 1 + mix_weight] for 'combine').
+        """
+        features = _as_rows("image_features", image_features, self.device)
+        if features.shape[1] != self._text.shape[1]:
+            raise ValueError(f"image_features have dimension {features.shape[1]} but the text bank has "
+                             f"{self._text.shape[1]}; encode images and texts with the same model")
+        if features.shape[0] == 0:
+            raise ValueError("image_features is an empty batch; pass at least one row")
+        text_logits = torch.matmul(self.logit_scale * features, self._text.T)  # [B, P]
+        text_score = self._grouped_score(text_logits)
+        self._learn(features, text_logits, text_score.float())
+        memory_logits = self._memory_logits(features, text_logits)  # [B, P]
+        memory_score = self._grouped_score(memory_logits)
+
+        if self.score_mode == "combine":
+            score = memory_score + self.mix_weight * text_score
+        elif self.score_mode == "adaonly":
+            score = memory_score
+        elif self.score_mode == "vanillaonly":
+            score = text_score
+        else:  # multiply
+            score = memory_score * text_score
+        probabilities = torch.softmax(text_logits, dim=1)
+        probabilities.add_(torch.softmax(memory_logits, dim=1), alpha=self.mix_weight)
+        pred = probabilities[:, : self.num_classes].argmax(dim=1)
+        return pred, score.float()
+
+    # ------------------------------------------------------------------ pieces
+    def _grouped_score(self, logits: torch.Tensor) -> torch.Tensor:
+        """Grouped NegLabel score [B] (float64) of [B, P] logits: mean over groups of the ID softmax share.
+
+        The ID share of softmax([ID | group]) is ``sigmoid(LSE(ID) - LSE(group))``; all groups at once.
+        """
+        id_lse = torch.logsumexp(logits[:, : self.num_classes].double(), dim=1, keepdim=True)  # [B, 1]
+        grouped = logits.index_select(1, self._groups.flatten()).view(logits.shape[0], *self._groups.shape)
+        return torch.sigmoid(id_lse - torch.logsumexp(grouped.double(), dim=2)).mean(dim=1)
+
+    def _learn(self, features: torch.Tensor, text_logits: torch.Tensor, text_score: torch.Tensor) -> None:
+        """Cache the confident images of the batch (official per-sample loops, as one merge per batch)."""
+        batch = features.shape[0]
+        first_arrival = self._arrivals
+        self._arrivals += batch
+        if self.capacity == 0:
+            return  # memory_length 1: the official "full" test fires at once and nothing is ever stored
+        upper = self.threshold + self.gap * (1 - self.threshold)
+        lower = self.threshold - self.gap * self.threshold
+        id_rows = (text_score > upper).nonzero().squeeze(1)
+        ood_rows = (text_score < lower).nonzero().squeeze(1)
+        if id_rows.numel() + ood_rows.numel() == 0:
+            return
+        id_proxy, id_entropy = _argmax_and_entropy(text_logits[id_rows, : self.num_classes])
+        ood_proxy, ood_entropy = _argmax_and_entropy(text_logits[ood_rows, self.num_classes:])
+        rows = torch.cat([id_rows, ood_rows])
+        new_proxy = torch.cat([id_proxy, ood_proxy + self.num_classes])
+        new_entropy = torch.cat([id_entropy, ood_entropy])
+        # An image arriving in the batch at row i is the (first_arrival + i)-th since reset; ID and OOD images go
+        # to disjoint proxies, so the official order (ID loop, then OOD loop) is the row order per proxy.
+        self._merge(features[rows], new_proxy, new_entropy, rows + first_arrival)
+
+    def _merge(self, feat: torch.Tensor, proxy: torch.Tensor, entropy: torch.Tensor, arrival: torch.Tensor) -> None:
+        """Offer new images to the memory: each proxy keeps its ``capacity`` best of held + offered.
+
+        Official rule, one image at a time: append while the proxy has room; when full, replace the held image of
+        highest entropy if the newcomer's entropy is strictly lower. By induction the held set is always the
+        ``capacity`` best of all images ever offered to the proxy, best = (lower entropy, then earlier arrival),
+        so one sort per batch gives the same memory as the loop. Without ``replace_by_entropy``: the earliest.
+        (Officially the newcomer is compared with all 1 + L slot entropies, the text slot's and the unused slot's
+        zeros included; float32 entropies are >= 0, so that is the comparison with the worst held image.)
+        """
+        touched = torch.unique(proxy)
+        feat = torch.cat([self._feat, feat])
+        proxy = torch.cat([self._proxy, proxy])
+        entropy = torch.cat([self._entropy, entropy])
+        arrival = torch.cat([self._arrival, arrival])
+        order = torch.argsort(arrival)  # arrivals are distinct
+        if self.replace_by_entropy:
+            order = order[torch.sort(entropy[order], stable=True).indices]
+        order = order[torch.sort(proxy[order], stable=True).indices]
+        proxy = proxy[order]
+        _, counts = torch.unique_consecutive(proxy, return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        position = torch.arange(proxy.numel(), device=self.device) - starts.repeat_interleave(counts)
+        kept = position < self.capacity
+        keep = order[kept]
+        self._feat, self._proxy = feat[keep], proxy[kept]
+        self._entropy, self._arrival = entropy[keep], arrival[keep]
+        self._refresh(touched)
+
+    def _refresh(self, touched: torch.Tensor) -> None:
+        """Recompute the plain proxies of the touched rows from scratch (no running-sum drift)."""
+        self._sums.index_copy_(0, touched, self._text.index_select(0, touched))
+        rows = torch.isin(self._proxy, touched)
+        self._sums.index_add_(0, self._proxy[rows], self._feat[rows])
+        sums = self._sums.index_select(0, touched)
+        self._directions.index_copy_(0, touched, sums / sums.norm(dim=1, keepdim=True))
+        self._adaptive_cache = None
+
+    def _memory_logits(self, features: torch.Tensor, text_logits: torch.Tensor) -> torch.Tensor:
+        """[B, P] scaled cosine of each image with each memory proxy."""
+        if not self.sample_adaptive:
+            return torch.matmul(self.logit_scale * features, self._directions.T)
+        return self._adaptive_logits(features, text_logits)
+
+    def _adaptive_logits(self, features: torch.Tensor, text_logits: torch.Tensor) -> torch.Tensor:
+        """Sample-adaptive proxies v_bp = sum_k w_bpk f_pk (k over the text and the held images of proxy p,
+        w = exp(-beta (1 - x_b . f_pk))), logit = scale * x_b . v_bp / |v_bp|, without forming the [B, P, D] v.
+
+        x . v = sum_k w_k s_k and |v|^2 = sum_{k,l} w_k w_l (f_k . f_l): the text-text, text-image and
+        image-image terms are accumulated per proxy from per-image quantities ([B, N] with N held images).
+        """
+        beta = self.sharpness
+        text_cos = text_logits / self.logit_scale  # [B, P]
+        text_weight = torch.exp(-beta * (1 - text_cos))
+        numerator = text_weight * text_cos
+        squared_norm = (text_weight * self._text_norm).square()
+        if self._proxy.numel():
+            cache = self._adaptive_structure()
+            cos = features @ self._feat.T  # [B, N]
+            weight = torch.exp(-beta * (1 - cos))
+            numerator.index_add_(1, self._proxy, weight * cos)
+            cross = 2 * text_weight.index_select(1, self._proxy) * weight * cache["text_dot"]
+            # image-image: partner q of image i is the q-th image of its proxy (a padding column past the end)
+            padded = torch.cat([weight, weight.new_zeros(weight.shape[0], 1)], dim=1)
+            pair = torch.zeros_like(weight)
+            for q in range(cache["partners"].shape[1]):  # loop over memory slots (<= L - 1), not samples
+                pair.addcmul_(padded.index_select(1, cache["partners"][:, q]), cache["gram"][:, q])
+            squared_norm.index_add_(1, self._proxy, cross + weight * pair)
+        return self.logit_scale * numerator / squared_norm.sqrt()
+
+    def _adaptive_structure(self) -> dict:
+        """Per held image: the index of each image of its proxy ([N, n_max], padded with N), their dot products
+        with it ([N, n_max], zero padding) and its dot product with its proxy's text ([N])."""
+        if self._adaptive_cache is None:
+            count = self._proxy.numel()
+            _, counts = torch.unique_consecutive(self._proxy, return_counts=True)
+            starts = (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)  # [N] first row of my proxy
+            sizes = counts.repeat_interleave(counts)
+            slots = torch.arange(int(counts.max()), device=self.device)
+            valid = slots[None, :] < sizes[:, None]
+            partners = (starts[:, None] + slots[None, :]).masked_fill_(~valid, count)  # N = the zero padding row
+            padded = torch.cat([self._feat, self._feat.new_zeros(1, self._feat.shape[1])])
+            gram = torch.stack([(self._feat * padded.index_select(0, partners[:, q])).sum(1)
+                                for q in range(partners.shape[1])], dim=1)
+            text_dot = (self._feat * self._text.index_select(0, self._proxy)).sum(1)
+            self._adaptive_cache = {"partners": partners, "gram": gram, "text_dot": text_dot}
+        return self._adaptive_cache
+
+
+def _argmax_and_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[R, K] logits -> (arg-max [R], official entropy ``-(p * log(p + 1e-8)).sum()`` of softmax [R])."""
+    probabilities = torch.softmax(logits, dim=1)
+    entropy = -(probabilities * torch.log(probabilities + _ENTROPY_EPS)).sum(dim=1)
+    return logits.argmax(dim=1), entropy
