@@ -24,7 +24,8 @@ import math
 
 import torch
 
-from .tanl import _as_rows, _check_int, _check_unit
+from .scoring import grouped_id_share
+from .validation import as_rows, check_batch, check_int, check_unit
 
 __all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES"]
 
@@ -125,9 +126,9 @@ class AdaNeg:
         replace_by_entropy: bool = True,
         seed: int = 0,
     ):
-        self.id_text = _as_rows("id_text", id_text)
+        self.id_text = as_rows("id_text", id_text)
         device = self.id_text.device
-        self.negative_text = _as_rows("negative_text", negative_text, device)
+        self.negative_text = as_rows("negative_text", negative_text, device)
         if self.id_text.shape[1] != self.negative_text.shape[1]:
             raise ValueError(f"embedding dimensions differ: id_text {self.id_text.shape[1]}, negative_text "
                              f"{self.negative_text.shape[1]}; encode both with the same model")
@@ -138,13 +139,13 @@ class AdaNeg:
         if not math.isfinite(self.logit_scale) or self.logit_scale <= 0:
             raise ValueError(f"logit_scale must be a positive finite number (CLIP's logit_scale.exp()), "
                              f"got {logit_scale}")
-        self.threshold = _check_unit("threshold", threshold)
-        self.gap = _check_unit("gap", gap)
-        self.memory_length = _check_int("memory_length", memory_length, 1)
+        self.threshold = check_unit("threshold", threshold)
+        self.gap = check_unit("gap", gap)
+        self.memory_length = check_int("memory_length", memory_length, 1)
         self.mix_weight = float(mix_weight)
         if not math.isfinite(self.mix_weight) or self.mix_weight < 0:
             raise ValueError(f"mix_weight must be a finite number >= 0, got {mix_weight}")
-        self.num_groups = _check_int("num_groups", num_groups, 1, self.negative_text.shape[0],
+        self.num_groups = check_int("num_groups", num_groups, 1, self.negative_text.shape[0],
                                      hint=f"there are {self.negative_text.shape[0]} negatives")
         self.shuffle_groups = bool(shuffle_groups)
         self.sample_adaptive = bool(sample_adaptive)
@@ -230,12 +231,7 @@ class AdaNeg:
                 softmax(memory logits), both softmaxes over all C + M proxies.
             score: [B] float32, higher = more in-distribution (in [0, 1 + mix_weight] for 'combine').
         """
-        features = _as_rows("image_features", image_features, self.device)
-        if features.shape[1] != self._text.shape[1]:
-            raise ValueError(f"image_features have dimension {features.shape[1]} but the text bank has "
-                             f"{self._text.shape[1]}; encode images and texts with the same model")
-        if features.shape[0] == 0:
-            raise ValueError("image_features is an empty batch; pass at least one row")
+        features = check_batch(image_features, self._text)
         text_logits = torch.matmul(self.logit_scale * features, self._text.T)  # [B, P]
         text_score = self._grouped_score(text_logits)
         self._learn(features, text_logits, text_score.float())
@@ -257,13 +253,8 @@ class AdaNeg:
 
     # ------------------------------------------------------------------ pieces
     def _grouped_score(self, logits: torch.Tensor) -> torch.Tensor:
-        """Grouped NegLabel score [B] (float64) of [B, P] logits: mean over groups of the ID softmax share.
-
-        The ID share of softmax([ID | group]) is ``sigmoid(LSE(ID) - LSE(group))``; all groups at once.
-        """
-        id_lse = torch.logsumexp(logits[:, : self.num_classes].double(), dim=1, keepdim=True)  # [B, 1]
-        grouped = logits.index_select(1, self._groups.flatten()).view(logits.shape[0], *self._groups.shape)
-        return torch.sigmoid(id_lse - torch.logsumexp(grouped.double(), dim=2)).mean(dim=1)
+        """Grouped NegLabel score [B] (float64) of [B, P] logits."""
+        return grouped_id_share(logits, self.num_classes, self._groups)
 
     def _learn(self, features: torch.Tensor, text_logits: torch.Tensor, text_score: torch.Tensor) -> None:
         """Cache the confident images of the batch (official per-sample loops, as one merge per batch)."""

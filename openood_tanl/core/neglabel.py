@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .tanl import _as_rows
+from .scoring import grouped_id_share
+from .validation import as_rows, check_batch
 
 __all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES"]
 
@@ -30,8 +31,8 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
     Returns:
         [M] LongTensor of corpus indices: adjectives then nouns, each from farthest to nearest.
     """
-    id_text = _as_rows("id_text", id_text)
-    corpus_text = _as_rows("corpus_text", corpus_text, id_text.device)
+    id_text = as_rows("id_text", id_text)
+    corpus_text = as_rows("corpus_text", corpus_text, id_text.device)
     is_adjective = torch.as_tensor(is_adjective, dtype=torch.bool, device=id_text.device)
     if is_adjective.shape != (corpus_text.shape[0],):
         raise ValueError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
@@ -74,8 +75,8 @@ class NegLabel:
 
     def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0, *,
                  num_groups: int = 100, seed: int = 0):
-        self.id_text = _as_rows("id_text", id_text)
-        self.negative_text = _as_rows("negative_text", negative_text, self.id_text.device)
+        self.id_text = as_rows("id_text", id_text)
+        self.negative_text = as_rows("negative_text", negative_text, self.id_text.device)
         self.logit_scale = float(logit_scale)
         if not 1 <= int(num_groups) <= self.negative_text.shape[0]:
             raise ValueError(f"num_groups must be in [1, {self.negative_text.shape[0]}] (the number of "
@@ -84,7 +85,8 @@ class NegLabel:
         self.seed = int(seed)
         group_size = self.negative_text.shape[0] // self.num_groups
         order = torch.randperm(self.negative_text.shape[0], generator=torch.Generator().manual_seed(self.seed))
-        self._groups = order[: group_size * self.num_groups].view(self.num_groups, group_size).to(self.id_text.device)
+        kept = order[: group_size * self.num_groups].view(self.num_groups, group_size)
+        self._group_columns = (kept + self.id_text.shape[0]).to(self.id_text.device)  # columns of [ID | negatives]
         self._text = torch.cat([self.id_text, self.negative_text])
 
     def reset(self) -> "NegLabel":
@@ -93,12 +95,8 @@ class NegLabel:
     @torch.no_grad()
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32 in (0, 1))."""
-        features = _as_rows("image_features", image_features, self.id_text.device)
+        features = check_batch(image_features, self._text)
         logits = (self.logit_scale * features) @ self._text.T
         num_classes = self.id_text.shape[0]
-        id_logits = logits[:, :num_classes]
-        grouped = logits.index_select(1, self._groups.flatten() + num_classes).view(len(features), *self._groups.shape)
-        # ID share of softmax([ID | group]) = sigmoid(LSE(ID) - LSE(group)), for all groups at once
-        id_lse = torch.logsumexp(id_logits.double(), dim=1, keepdim=True)
-        score = torch.sigmoid(id_lse - torch.logsumexp(grouped.double(), dim=2)).mean(dim=1)
-        return id_logits.argmax(dim=1), score.float()
+        score = grouped_id_share(logits, num_classes, self._group_columns)
+        return logits[:, :num_classes].argmax(dim=1), score.float()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["prefix_lengths", "activation_aware_score", "otsu_threshold", "THRESHOLD_GRID_STEP"]
+__all__ = ["prefix_lengths", "activation_aware_score", "grouped_id_share", "otsu_threshold", "THRESHOLD_GRID_STEP"]
 
 #: The threshold search visits 0.00, 0.01, ..., 0.99 (float32, as ``torch.arange(0, 1, 0.01)`` makes them).
 THRESHOLD_GRID_STEP = 0.01
@@ -48,6 +48,22 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
         columns = torch.tensor(lengths, device=negatives.device) - 1
         neg_lse = torch.log(cumulative.index_select(1, columns)) + shift  # [B, len(lengths)]
     return torch.sigmoid(id_lse - neg_lse).mean(dim=1)
+
+
+def grouped_id_share(logits: torch.Tensor, num_classes: int, group_columns: torch.Tensor) -> torch.Tensor:
+    """NegLabel's grouped score: mean over groups of the ID share of the softmax over [ID | group].
+
+    Args:
+        logits: [B, P] scaled logits, the first ``num_classes`` columns against the ID classes.
+        group_columns: [G, S] column indices of ``logits`` forming each group of negatives.
+
+    Returns:
+        [B] float64, higher = more in-distribution. Each share is ``sigmoid(LSE(ID) - LSE(group))``, all groups
+        at once.
+    """
+    id_lse = torch.logsumexp(logits[:, :num_classes].double(), dim=1, keepdim=True)  # [B, 1]
+    grouped = logits.index_select(1, group_columns.flatten()).view(logits.shape[0], *group_columns.shape)
+    return torch.sigmoid(id_lse - torch.logsumexp(grouped.double(), dim=2)).mean(dim=1)
 
 
 def otsu_threshold(scores: torch.Tensor) -> torch.Tensor:

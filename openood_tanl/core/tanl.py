@@ -11,6 +11,7 @@ import torch
 
 from .queue import ActivationQueue
 from .scoring import activation_aware_score, otsu_threshold
+from .validation import as_rows, check_batch, check_int, check_unit
 
 __all__ = ["TANL", "OFFICIAL_NAMES"]
 
@@ -23,20 +24,6 @@ OFFICIAL_NAMES = {
     "score_step": "gamma",
     "score_memory_length": "score_queue_len (hard-coded 20000)",
 }
-
-
-def _as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    """Check ``tensor`` is a finite 2-D floating matrix and return it in float32 on ``device``."""
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [rows, dim], got {type(tensor).__name__}")
-    if tensor.ndim != 2:
-        raise ValueError(f"{name} must be 2-D [rows, dim], got shape {tuple(tensor.shape)}")
-    if not tensor.is_floating_point():
-        raise TypeError(f"{name} must be floating point (float32/float16/bfloat16), got {tensor.dtype}")
-    tensor = tensor.to(device=device, dtype=torch.float32)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains NaN or Inf; check the encoder output (e.g. float16 overflow)")
-    return tensor
 
 
 class TANL:
@@ -78,10 +65,10 @@ class TANL:
         score_memory_length: int = 20000,
         seed: int = 0,
     ):
-        self.id_text = _as_rows("id_text", id_text)
+        self.id_text = as_rows("id_text", id_text)
         device = self.id_text.device
-        self.corpus_text = _as_rows("corpus_text", corpus_text, device)
-        self.noise_features = _as_rows("noise_features", noise_features, device)
+        self.corpus_text = as_rows("corpus_text", corpus_text, device)
+        self.noise_features = as_rows("noise_features", noise_features, device)
         dims = {"id_text": self.id_text.shape[1], "corpus_text": self.corpus_text.shape[1],
                 "noise_features": self.noise_features.shape[1]}
         if len(set(dims.values())) != 1:
@@ -94,13 +81,13 @@ class TANL:
         if not math.isfinite(self.logit_scale) or self.logit_scale <= 0:
             raise ValueError(f"logit_scale must be a positive finite number (CLIP's logit_scale.exp()), "
                              f"got {logit_scale}")
-        self.num_negatives = _check_int("num_negatives", num_negatives, 1, self.corpus_text.shape[0],
+        self.num_negatives = check_int("num_negatives", num_negatives, 1, self.corpus_text.shape[0],
                                         hint=f"the corpus has {self.corpus_text.shape[0]} words")
-        self.memory_length = _check_int("memory_length", memory_length, 1)
-        self.gap = _check_unit("gap", gap)
-        self.alpha = _check_unit("alpha", alpha)
-        self.score_step = _check_int("score_step", score_step, 0)
-        self.score_memory_length = _check_int("score_memory_length", score_memory_length, 1)
+        self.memory_length = check_int("memory_length", memory_length, 1)
+        self.gap = check_unit("gap", gap)
+        self.alpha = check_unit("alpha", alpha)
+        self.score_step = check_int("score_step", score_step, 0)
+        self.score_memory_length = check_int("score_memory_length", score_memory_length, 1)
         self.seed = int(seed)
         # [C + N, D]: logits against the ID classes then the whole corpus come from one matmul.
         self._text = torch.cat([self.id_text, self.corpus_text])
@@ -172,12 +159,7 @@ class TANL:
             pred: [B] LongTensor, argmax over the ID classes.
             score: [B] float32, higher = more in-distribution (ID share of the softmax, in (0, 1)).
         """
-        features = _as_rows("image_features", image_features, self.device)
-        if features.shape[1] != self._text.shape[1]:
-            raise ValueError(f"image_features have dimension {features.shape[1]} but the text bank has "
-                             f"{self._text.shape[1]}; encode images and texts with the same model")
-        if features.shape[0] == 0:
-            raise ValueError("image_features is an empty batch; pass at least one row")
+        features = check_batch(image_features, self._text)
         logits = self._logits(features, out=self._workspace("logits", features.shape[0]))  # [B, C + N]
         pred = logits[:, : self.num_classes].argmax(dim=1)
 
@@ -248,20 +230,3 @@ class TANL:
         self._score_memory.index_copy_(0, slots, scores.float())
         self._score_head = (self._score_head + scores.shape[0]) % self.score_memory_length
         self._score_count = min(self._score_count + scores.shape[0], self.score_memory_length)
-
-
-def _check_int(name: str, value, low: int, high: int | None = None, hint: str = "") -> int:
-    if isinstance(value, bool) or not float(value).is_integer():
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}" + (f" ({hint})" if hint else ""))
-    return value
-
-
-def _check_unit(name: str, value) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
