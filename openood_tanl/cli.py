@@ -14,7 +14,7 @@ import torch
 
 from .core import TANL
 from .metrics import METRIC_COLUMNS
-from .streams import evaluate_mixed
+from .evaluation import FeatureBenchmark, FeatureSet, run_protocol
 from .synthetic import make_bank, make_stream
 
 #: Settings compared by the demo: name -> TANL keyword arguments.
@@ -41,12 +41,12 @@ def run_demo(out: Path, *, seed: int = 0, num_classes: int = 100, corpus_size: i
     rows = []
     for method, kwargs in DEMO_SETTINGS.items():
         engine = TANL(bank.id_text, bank.corpus_text, bank.noise_features, num_negatives=1000, seed=seed, **kwargs)
-        for dataset, ood_features in ood_sets.items():
-            start = time.perf_counter()
-            metrics = evaluate_mixed(engine, id_features, ood_features, batch_size=batch_size, seed=seed,
-                                     id_labels=id_labels)
-            rows.append({"method": method, "dataset": dataset, **metrics,
-                         "seconds": time.perf_counter() - start})
+        benchmark = FeatureBenchmark("synthetic", FeatureSet("synthetic-id", id_features, id_labels), {
+            "near": [FeatureSet("synthetic-near", ood_sets["synthetic-near"], torch.full((num_ood,), -1))],
+            "far": [FeatureSet("synthetic-far", ood_sets["synthetic-far"], torch.full((num_ood,), -1))]})
+        table = run_protocol(engine, benchmark, "mixed", seed=seed, batch_size=batch_size)
+        for dataset, metrics in table.drop(columns="group").iterrows():
+            rows.append({"method": method, "dataset": dataset, **metrics.to_dict()})
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "demo.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["CLIPNetwork", "check_network", "network_device"]
+__all__ = ["CLIPNetwork", "TextBank", "check_network", "network_device"]
 
 REQUIRED_ATTRIBUTES = ("id_text_features", "corpus_text_features", "noise_features", "logit_scale")
 
@@ -52,3 +52,28 @@ def network_device(net) -> torch.device:
         for parameter in parameters():
             return parameter.device
     return torch.as_tensor(net.id_text_features).device
+
+
+class TextBank:
+    """The text side of a CLIP network without the image encoder: what the engines are built from.
+
+    Satisfies the attribute part of ``CLIPNetwork`` (``id_text_features``, ``corpus_text_features``,
+    ``noise_features``, ``logit_scale`` and optionally ``corpus_is_adjective``), so a postprocessor's
+    ``engine_for(bank)`` builds its engine for replaying cached image embeddings.
+    """
+
+    def __init__(self, id_text_features: torch.Tensor, corpus_text_features: torch.Tensor,
+                 noise_features: torch.Tensor, logit_scale: float = 100.0,
+                 corpus_is_adjective: torch.Tensor | None = None):
+        self.id_text_features = id_text_features
+        self.corpus_text_features = corpus_text_features
+        self.noise_features = noise_features
+        self.logit_scale = float(logit_scale)
+        self.corpus_is_adjective = corpus_is_adjective
+
+    @classmethod
+    def of(cls, net) -> "TextBank":
+        """The text bank a network carries."""
+        check_network(net)
+        return cls(net.id_text_features, net.corpus_text_features, net.noise_features,
+                   float(torch.as_tensor(net.logit_scale)), getattr(net, "corpus_is_adjective", None))
