@@ -1,83 +1,286 @@
-"""``openood-tanl``: command-line entry point.
+"""``openood-tanl``: evaluate TANL and the baselines the way the paper does, from cached CLIP features.
 
-    openood-tanl demo [--out DIR]   TANL on an embedded synthetic CLIP-like benchmark (no download)
+Commands (``openood-tanl <command> --help`` for each):
+  demo         the main job on an embedded synthetic benchmark (no download): leaderboard + label-count sweep
+  extract      encode a benchmark's images once into the feature cache
+  eval         one method on a benchmark under a test-time protocol; prints the table, writes CSV
+  leaderboard  several methods x benchmarks x seeds -> leaderboard.csv and leaderboard.md (best in bold)
+  sweep        methods over values of one argument (label counts by default) -> sweep.csv and sweep.png
+
+Real benchmarks: OpenOOD v1.5 names (imagenet, imagenet200, cifar10, cifar100; needs OpenOOD and its data under
+--data-root), four-ood (image folders under --data-root), or a YAML spec of image lists/folders. Images are
+encoded once per model and replayed from the cache for every OOD set, seed, protocol, method and sweep value.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import torch
+import yaml
 
-from .core import TANL
-from .metrics import METRIC_COLUMNS
-from .evaluation import FeatureBenchmark, FeatureSet, run_protocol
+from .evaluation.leaderboard import (compare_methods, leaderboard_table, markdown_table, plot_sweep, sweep)
+from .evaluation.protocols import PROTOCOLS, FeatureBenchmark, FeatureSet, evaluate
+from .postprocessors.config import load_yaml
+from .protocol import TextBank
+from .registry import POSTPROCESSORS
 from .synthetic import make_bank, make_stream
 
-#: Settings compared by the demo: name -> TANL keyword arguments.
-DEMO_SETTINGS = {
-    "TANL (paper: alpha 0.95, gap 0.2)": dict(alpha=0.95, gap=0.2),
-    "TANL (authors' script: alpha 0, gap 0.5)": dict(alpha=0.0, gap=0.5),
-    "TANL, NegLabel sum score (step 0)": dict(score_step=0),
-}
+SYNTHETIC_NOTICE = ("THE DATA ARE SYNTHETIC (CLIP-like embeddings generated from a seed): the numbers show the "
+                    "pipeline working, not results on any real benchmark.")
+DEFAULT_SWEEP_VALUES = (100, 300, 1000, 3000, 10000)
 
 
-def run_demo(out: Path, *, seed: int = 0, num_classes: int = 100, corpus_size: int = 20000, dim: int = 256,
-             num_id: int = 5000, num_ood: int = 1000, batch_size: int = 256) -> list[dict]:
-    """Score one synthetic ID set against two synthetic OOD sets with each demo setting; write ``demo.csv``."""
-    print("openood-tanl demo: THE DATA ARE SYNTHETIC (CLIP-like embeddings generated from a seed); "
-          "the numbers only show the pipeline working, not results on real benchmarks.")
+# ---------------------------------------------------------------------------------------------- methods
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["gap=0.5", "alpha=0"]`` -> ``{"gap": 0.5, "alpha": 0}`` (values parsed as YAML scalars)."""
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value, got '{pair}' (e.g. --set gap=0.5)")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def build_postprocessor(method: str, overrides: dict[str, Any] | None = None):
+    """A postprocessor from a registry name (``tanl``, ``mcm``, ``neglabel``, ``adaneg``) or a YAML path."""
+    overrides = overrides or {}
+    if method.endswith((".yml", ".yaml")):
+        config = load_yaml(method)
+        name = (config.get("postprocessor") or {}).get("name")
+        if name not in POSTPROCESSORS:
+            raise SystemExit(f"{method}: postprocessor.name must be one of {', '.join(POSTPROCESSORS)}, got {name!r}")
+        return POSTPROCESSORS[name](config, **overrides)
+    if method not in POSTPROCESSORS:
+        raise SystemExit(f"unknown method '{method}'; choose one of {', '.join(POSTPROCESSORS)} or a YAML path")
+    return POSTPROCESSORS[method](None, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _device(name: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def _id_classes(args) -> Any:
+    if args.id_classes:
+        return args.id_classes
+    name = Path(args.benchmark).name
+    builtin = {"imagenet", "imagenet200", "cifar10", "cifar100"}
+    if name in builtin:
+        return name
+    if name in ("four-ood", "imagenet-four-ood"):
+        return "imagenet"
+    raise SystemExit(f"pass --id-classes for benchmark '{args.benchmark}' (a built-in set name or a text file "
+                     "with one class name a line, in label order)")
+
+
+def load_features(args) -> tuple[TextBank, FeatureBenchmark]:
+    """Network (text bank from its cache), benchmark images, features (encoded once, then from the cache)."""
+    from .evaluation.benchmarks import load_benchmark
+    from .evaluation.features import extract_benchmark
+    from .networks import create_network
+    from .textbank import default_cache_dir
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    net, preprocess = create_network(args.model, args.pretrained, _id_classes(args), args.corpus,
+                                     _device(args.device), cache_dir, templates=args.templates,
+                                     precision=args.precision, quick_gelu=args.quick_gelu,
+                                     model_config=args.model_config)
+    images = load_benchmark(args.benchmark, args.data_root)
+    features = extract_benchmark(net, preprocess, images, cache_dir / "features", net.model_key,
+                                 batch_size=args.batch_size, num_workers=args.workers)
+    return TextBank.of(net), features
+
+
+def synthetic_benchmark(seed: int = 0, num_classes: int = 100, corpus_size: int = 20000, dim: int = 256,
+                        num_id: int = 5000, num_ood: int = 1000) -> tuple[TextBank, FeatureBenchmark]:
+    """The demo's benchmark: ID images near their class text, near-OOD mixed with ID texts, far-OOD not."""
     bank = make_bank(num_classes, corpus_size, dim, seed=seed)
     id_features, _, id_labels = make_stream(bank, num_id, 0, signal=0.4, seed=seed + 1, shuffle=False)
-    ood_sets = {  # near: OOD anchors mixed with an ID class text; far: a hidden corpus word alone
-        "synthetic-near": make_stream(bank, 0, num_ood, signal=0.4, id_mix=0.8, seed=seed + 2)[0],
-        "synthetic-far": make_stream(bank, 0, num_ood, signal=0.4, seed=seed + 3)[0],
-    }
-    print(f"C={num_classes} classes, N={corpus_size} corpus words, D={dim}; {num_id} ID and "
-          f"{num_ood} per OOD set; mixed shuffled stream per OOD set, reset between sets, batch {batch_size}")
-    rows = []
-    for method, kwargs in DEMO_SETTINGS.items():
-        engine = TANL(bank.id_text, bank.corpus_text, bank.noise_features, num_negatives=1000, seed=seed, **kwargs)
-        benchmark = FeatureBenchmark("synthetic", FeatureSet("synthetic-id", id_features, id_labels), {
-            "near": [FeatureSet("synthetic-near", ood_sets["synthetic-near"], torch.full((num_ood,), -1))],
-            "far": [FeatureSet("synthetic-far", ood_sets["synthetic-far"], torch.full((num_ood,), -1))]})
-        table = run_protocol(engine, benchmark, "mixed", seed=seed, batch_size=batch_size)
-        for dataset, metrics in table.drop(columns="group").iterrows():
-            rows.append({"method": method, "dataset": dataset, **metrics.to_dict()})
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "demo.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    _print_table(rows)
-    print(f"FPR@95: OpenOOD's convention (OOD positive); FPR@95(ID+): MCM/NegLabel papers' (ID positive).")
-    print(f"wrote {out / 'demo.csv'}")
-    return rows
+    minus_one = torch.full((num_ood,), -1)
+    near = make_stream(bank, 0, num_ood, signal=0.4, id_mix=0.8, seed=seed + 2)[0]
+    far = make_stream(bank, 0, num_ood, signal=0.4, seed=seed + 3)[0]
+    benchmark = FeatureBenchmark("synthetic", FeatureSet("synthetic-id", id_features, id_labels), {
+        "near": [FeatureSet("synthetic-near", near, minus_one)],
+        "far": [FeatureSet("synthetic-far", far, minus_one)]})
+    return TextBank(bank.id_text, bank.corpus_text, bank.noise_features, 100.0), benchmark
 
 
-def _print_table(rows: list[dict]) -> None:
-    header = ["method", "dataset", *METRIC_COLUMNS]
-    widths = [max(len(header[0]), *(len(r["method"]) for r in rows)), 15] + [11] * len(METRIC_COLUMNS)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for row in rows:
-        cells = [row["method"], row["dataset"], *(f"{row[c]:.2f}" for c in METRIC_COLUMNS)]
-        print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+# ---------------------------------------------------------------------------------------------- output
+def _show(table: pd.DataFrame) -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.2f}".format):
+        print(table)
+
+
+def _write(table: pd.DataFrame, path: Path, **kwargs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, float_format="%.4f", **kwargs)
+    print(f"wrote {path}")
+
+
+def _conventions() -> None:
+    print("FPR@95: OpenOOD's convention (OOD positive); FPR@95(ID+): the CLIP-OOD papers' (ID positive).")
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def run_leaderboard(methods: list[str], data: list[tuple[TextBank, FeatureBenchmark]], out: Path, *,
+                    protocol: str, seeds: list[int], batch_size: int) -> pd.DataFrame:
+    results = pd.concat([compare_methods({m: build_postprocessor(m) for m in methods}, bank, benchmark,
+                                         protocol=protocol, seeds=seeds, batch_size=batch_size)
+                         for bank, benchmark in data], ignore_index=True)
+    board = leaderboard_table(results)
+    _show(board)
+    _write(results, out / "results.csv", index=False)
+    _write(board, out / "leaderboard.csv")
+    (out / "leaderboard.md").write_text(markdown_table(board))
+    print(f"wrote {out / 'leaderboard.md'}")
+    return board
+
+
+def run_sweep(methods: list[str], argument: str, values: list[Any], bank, benchmark, out: Path, *, protocol: str,
+              seeds: list[int], batch_size: int) -> dict[str, pd.DataFrame]:
+    curves = {}
+    for method in methods:
+        curves[method] = sweep(lambda **kw: build_postprocessor(method, kw), argument, values, bank, benchmark,
+                               protocol=protocol, seeds=seeds, batch_size=batch_size)
+    table = pd.concat([c.assign(method=m) for m, c in curves.items()], ignore_index=True)
+    _show(table.set_index(["method", argument]))
+    _write(table, out / "sweep.csv", index=False)
+    plot = plot_sweep(curves, argument, out / "sweep.png", title=f"{benchmark.name}: {protocol} protocol")
+    print(f"wrote {plot}")
+    return curves
+
+
+def cmd_demo(args) -> None:
+    print(f"openood-tanl demo: {SYNTHETIC_NOTICE}")
+    bank, benchmark = synthetic_benchmark(seed=args.seed)
+    print(f"benchmark: {len(benchmark.id_set)} ID embeddings (100 classes, D=256), near- and far-OOD sets of "
+          f"{len(benchmark.ood_groups['near'][0])}, corpus of 20,000 words; mixed protocol, seed {args.seed}")
+    run_leaderboard(["mcm", "neglabel", "adaneg", "tanl"], [(bank, benchmark)], args.out, protocol="mixed",
+                    seeds=[args.seed], batch_size=256)
+    _conventions()
+    run_sweep(["tanl", "neglabel"], "num_negatives", list(DEFAULT_SWEEP_VALUES), bank, benchmark, args.out,
+              protocol="mixed", seeds=[args.seed], batch_size=256)
+    print(f"openood-tanl demo: done. {SYNTHETIC_NOTICE}")
+
+
+def cmd_extract(args) -> None:
+    _, benchmark = load_features(args)
+    sets = [benchmark.id_set] + [s for _, s in benchmark.ood_sets()]
+    for feature_set in sets:
+        print(f"{feature_set.name}: {len(feature_set)} images -> features {tuple(feature_set.features.shape)}")
+
+
+def cmd_eval(args) -> None:
+    bank, benchmark = load_features(args)
+    postprocessor = build_postprocessor(args.method, parse_overrides(args.set))
+    summary, per_seed = evaluate(lambda: postprocessor.engine_for(bank), benchmark, args.protocol,
+                                 seeds=args.seeds, batch_size=args.batch_size, order=args.order)
+    _show(summary)
+    _conventions()
+    stem = f"{Path(args.method).stem}-{Path(args.benchmark).stem}-{args.protocol}"
+    _write(summary, args.out / f"{stem}.csv")
+    _write(per_seed, args.out / f"{stem}-per-seed.csv", index=False)
+
+
+def cmd_leaderboard(args) -> None:
+    data = []
+    for benchmark in args.benchmarks:
+        args.benchmark = benchmark
+        data.append(load_features(args))
+    run_leaderboard(args.methods, data, args.out, protocol=args.protocol, seeds=args.seeds,
+                    batch_size=args.batch_size)
+    _conventions()
+
+
+def cmd_sweep(args) -> None:
+    bank, benchmark = load_features(args)
+    values = [yaml.safe_load(v) for v in args.values]
+    run_sweep(args.methods, args.argument, values, bank, benchmark, args.out, protocol=args.protocol,
+              seeds=args.seeds, batch_size=args.batch_size)
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and text bank")
+    group.add_argument("--model", default="ViT-B-16", help="open_clip model name (default: %(default)s)")
+    group.add_argument("--pretrained", default="openai",
+                       help="open_clip pretrained tag or local checkpoint path (default: %(default)s)")
+    group.add_argument("--model-config", default=None, help="open_clip model-config JSON for a custom architecture")
+    group.add_argument("--id-classes", default=None,
+                       help="imagenet | imagenet200 | cifar10 | cifar100 | class-name file (default: from --benchmark)")
+    group.add_argument("--corpus", default="wordnet", help="wordnet | word-list file | folder with nouns.txt/adjectives.txt")
+    group.add_argument("--templates", default="official", choices=("official", "openai-ensemble"))
+    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="fp16 needs CUDA")
+    group.add_argument("--quick-gelu", default=None, action=argparse.BooleanOptionalAction,
+                       help="force QuickGELU on/off (default: what the weights were trained with)")
+    group.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
+    group.add_argument("--cache-dir", default=None,
+                       help="text-bank and feature cache (default: $OPENOOD_TANL_CACHE or ~/.cache/openood_tanl)")
+    group.add_argument("--data-root", default=None, help="folder holding the benchmark's images and lists")
+    group.add_argument("--workers", type=int, default=4, help="data-loader workers for encoding (default: %(default)s)")
+
+
+def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("protocol")
+    group.add_argument("--protocol", default="mixed", choices=PROTOCOLS,
+                       help="mixed: reset per OOD set, ID and OOD shuffled together (the paper's; default)")
+    group.add_argument("--seeds", type=int, nargs="+", default=[0], help="stream orders to average (e.g. 0 1 2)")
+    group.add_argument("--batch-size", type=int, default=256, help="test batch size (default: %(default)s)")
+    group.add_argument("--order", nargs="+", default=None, help="temporal protocol: OOD set order")
+    group.add_argument("--out", type=Path, default=Path("openood-tanl-results"), help="output folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openood-tanl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    demo = commands.add_parser("demo", help="the main job on an embedded synthetic benchmark (no download)")
+    demo.add_argument("--out", type=Path, default=Path("tanl-demo"), help="output folder (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=cmd_demo)
+
+    extract = commands.add_parser("extract", help="encode a benchmark's images into the feature cache")
+    extract.add_argument("--benchmark", required=True, help="imagenet | imagenet200 | cifar10 | cifar100 | four-ood | spec.yml")
+    _model_arguments(extract)
+    extract.add_argument("--batch-size", type=int, default=256)
+    extract.set_defaults(run=cmd_extract)
+
+    evaluation = commands.add_parser("eval", help="one method on a benchmark under a protocol")
+    evaluation.add_argument("--method", required=True, help=f"{' | '.join(POSTPROCESSORS)} | a postprocessor YAML")
+    evaluation.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override arguments, e.g. gap=0.5")
+    evaluation.add_argument("--benchmark", required=True)
+    _model_arguments(evaluation)
+    _protocol_arguments(evaluation)
+    evaluation.set_defaults(run=cmd_eval)
+
+    board = commands.add_parser("leaderboard", help="methods x benchmarks x seeds -> CSV + markdown")
+    board.add_argument("--methods", nargs="+", default=["mcm", "neglabel", "adaneg", "tanl"])
+    board.add_argument("--benchmarks", nargs="+", required=True)
+    _model_arguments(board)
+    _protocol_arguments(board)
+    board.set_defaults(run=cmd_leaderboard)
+
+    sweeping = commands.add_parser("sweep", help="methods over values of one argument -> CSV + PNG")
+    sweeping.add_argument("--methods", nargs="+", default=["tanl", "neglabel"])
+    sweeping.add_argument("--argument", default="num_negatives", help="argument to sweep (default: %(default)s)")
+    sweeping.add_argument("--values", nargs="+", default=[str(v) for v in DEFAULT_SWEEP_VALUES])
+    sweeping.add_argument("--benchmark", required=True)
+    _model_arguments(sweeping)
+    _protocol_arguments(sweeping)
+    sweeping.set_defaults(run=cmd_sweep)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="openood-tanl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run TANL on an embedded synthetic benchmark (no download)")
-    demo.add_argument("--out", type=Path, default=Path("tanl-demo"), help="folder for demo.csv (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        torch.set_grad_enabled(False)
-        run_demo(args.out, seed=args.seed)
+    args = build_parser().parse_args(argv)
+    torch.set_grad_enabled(False)
+    args.run(args)
     return 0
 
 

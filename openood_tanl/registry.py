@@ -64,6 +64,9 @@ def register() -> bool:
     _wrap_everywhere(api_postprocessor, "get_postprocessor", _evaluation_api_lookup)
     _wrap_everywhere(pipeline_postprocessor, "get_postprocessor", _pipeline_lookup)
     _wrap_everywhere(pipeline_networks, "get_network", _network_lookup)
+    from .evaluation.openood_evaluators import register_evaluators
+
+    register_evaluators()  # evaluator.name: test_time
     return True
 
 

@@ -25,7 +25,7 @@ import torch
 from ..metrics import METRIC_COLUMNS, ood_metrics
 
 __all__ = ["FeatureSet", "FeatureBenchmark", "PROTOCOLS", "score_stream", "run_protocol", "evaluate",
-           "summarise"]
+           "summarise", "is_group_mean", "group_mean_name"]
 
 PROTOCOLS = ("mixed", "id-first", "ood-first", "temporal")
 
@@ -130,13 +130,24 @@ def run_protocol(engine, benchmark: FeatureBenchmark, protocol: str = "mixed", *
     return table
 
 
+def group_mean_name(group: str) -> str:
+    """Row name of a group's mean: 'near' -> 'nearood', as OpenOOD names them."""
+    return str(group) if str(group).endswith("ood") else f"{group}ood"
+
+
+def is_group_mean(table: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the group-mean rows of a ``summarise``d table (index or ``dataset`` column holds names)."""
+    names = table["dataset"] if "dataset" in table.columns else pd.Series(table.index, index=table.index)
+    return names == table["group"].map(group_mean_name)
+
+
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Add one mean row per group (``nearood``, ``farood``, ...) after that group's datasets, OpenOOD style."""
     parts = []
     for group, members in table.groupby("group", sort=False):
         parts.append(members)
         mean = members[list(METRIC_COLUMNS)].mean().to_frame().T
-        mean.index = [f"{group}ood" if not str(group).endswith("ood") else str(group)]
+        mean.index = [group_mean_name(group)]
         mean.insert(0, "group", group)
         parts.append(mean)
     out = pd.concat(parts)

@@ -46,6 +46,7 @@ class CLIPOODNetwork(nn.Module):
         self.class_names = list(class_names)
         self.corpus = corpus
         self.n_cls = len(self.class_names)  # the name OpenOOD-VLM's code reads
+        self.model_key: dict | None = None  # set by create_network: what identifies the image encoder
 
     @property
     def corpus_is_adjective(self) -> torch.Tensor:
@@ -200,9 +201,8 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
         class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
     cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
-    model_key = {"model": model_name, "weights": _weights_identity(pretrained), "quick_gelu":
-                 bool(getattr(model, "quick_gelu", False)) or _resolve_quick_gelu(model_name, pretrained, quick_gelu),
-                 "precision": precision}
+    model_key = {"model": model_name, "weights": _weights_identity(pretrained),
+                 "quick_gelu": _resolve_quick_gelu(model_name, pretrained, quick_gelu), "precision": precision}
 
     def text_bank(kind: str, names_: Sequence[str], templates_: Sequence[str]) -> torch.Tensor:
         key = {**model_key, "kind": kind, "templates": list(templates_), "words": fingerprint(list(names_))}
@@ -231,4 +231,5 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
                                            "normalized": normalize_noise, "image_size": str(image_size)},
                                  encode_noise)
     network = CLIPOODNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words)
+    network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
     return network.to(device).eval(), preprocess

@@ -1,0 +1,402 @@
+"""Image benchmarks for test-time evaluation: an ID test set and OOD sets, as lists of image files.
+
+``load_benchmark(name_or_path, data_root)`` accepts
+
+* an OpenOOD v1.5 benchmark name (``imagenet``, ``imagenet200``, ``cifar10``, ``cifar100``): the image lists of
+  ``openood.evaluation_api.datasets.DATA_INFO[name]`` (needs OpenOOD installed), resolved under ``data_root``
+  (OpenOOD's data folder, holding ``benchmark_imglist/`` and ``images_classic/`` / ``images_largescale/``). The ID
+  set is ``id.test``; the OOD groups are ``near`` and ``far`` of ``ood``. Nothing is ever downloaded: fetch the
+  data with OpenOOD's own download script first.
+* ``four-ood`` (alias ``imagenet-four-ood``): the MOS/MCM benchmark; see ``load_four_ood`` for the folder layout.
+* a path to a YAML spec (``.yml``/``.yaml``); see ``load_spec`` for the format. A known name always means the
+  built-in benchmark: write ``./cifar10`` for a spec file of that name.
+
+Missing images are an error, never a silent drop: every listed image must exist, else loading stops with a
+``FileNotFoundError`` that says, per set, how many images are missing and names the first few. A benchmark with
+results on fewer images than its definition says would not be comparable with published numbers.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+__all__ = ["ImageList", "ImageBenchmark", "load_benchmark", "load_spec", "load_four_ood", "read_image_list",
+           "scan_folder", "OPENOOD_BENCHMARKS", "FOUR_OOD_NAMES", "KNOWN_BENCHMARKS", "IMAGE_EXTENSIONS",
+           "OOD_LABEL"]
+
+OOD_LABEL = -1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+OPENOOD_BENCHMARKS = ("imagenet", "imagenet200", "cifar10", "cifar100")
+FOUR_OOD_NAMES = ("four-ood", "imagenet-four-ood")
+KNOWN_BENCHMARKS = OPENOOD_BENCHMARKS + FOUR_OOD_NAMES
+_SHOW_MISSING = 5
+
+
+@dataclass
+class ImageList:
+    """One dataset as image files: absolute ``paths`` and their ``labels`` (ID class index, or -1 for OOD)."""
+
+    name: str
+    paths: list[str]
+    labels: list[int]
+
+    def __post_init__(self):
+        self.paths = [os.fspath(p) for p in self.paths]
+        self.labels = [int(label) for label in self.labels]
+        if len(self.paths) != len(self.labels):
+            raise ValueError(f"image list '{self.name}' has {len(self.paths)} paths but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class ImageBenchmark:
+    """An ID image set and OOD image sets grouped by split (``{'near': [...], 'far': [...]}``)."""
+
+    name: str
+    id_set: ImageList
+    ood_groups: dict[str, list[ImageList]] = field(default_factory=dict)
+
+    def ood_sets(self) -> list[tuple[str, ImageList]]:
+        return [(group, ood) for group, sets in self.ood_groups.items() for ood in sets]
+
+    def image_lists(self) -> list[ImageList]:
+        return [self.id_set] + [ood for _, ood in self.ood_sets()]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading lists and folders
+
+
+def read_image_list(list_path: str | os.PathLike, root: str | os.PathLike | None = None, *, name: str,
+                    ood: bool) -> ImageList:
+    """Read ``<path> <label>`` lines (blank lines and ``#`` comments skipped) into an ``ImageList``.
+
+    Relative image paths are resolved under ``root`` (default: the list file's folder). The label is the last
+    whitespace-separated token when it is an integer; it is required for ID lists and ignored (set to -1) for OOD
+    lists, where it may be left out. Paths may contain spaces only when a label follows them.
+    """
+    list_path = Path(list_path)
+    if not list_path.is_file():
+        raise FileNotFoundError(f"image list {list_path} of set '{name}' does not exist")
+    base = Path(root) if root is not None else list_path.parent
+    paths, labels = [], []
+    for number, raw in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(None, 1)
+        label = None
+        if len(parts) == 2 and re.fullmatch(r"[+-]?\d+", parts[1]):
+            line, label = parts[0], int(parts[1])
+        if not ood:
+            if label is None:
+                raise ValueError(f"{list_path}:{number}: ID image list lines need '<path> <label>', got '{raw}'")
+            if label < 0:
+                raise ValueError(f"{list_path}:{number}: ID label {label} is negative (-1 marks OOD images; "
+                                 "list this file under 'ood' instead)")
+        path = Path(line)
+        paths.append(os.path.abspath(path if path.is_absolute() else base / path))
+        labels.append(OOD_LABEL if ood else label)
+    return ImageList(name, paths, labels)
+
+
+def _is_image(filename: str) -> bool:
+    return not filename.startswith(".") and filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def scan_folder(folder: str | os.PathLike) -> list[str]:
+    """Absolute paths of the images under ``folder`` (recursive, sorted; dot files and folders skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    found = []
+    for directory, subfolders, files in os.walk(folder, followlinks=True):
+        subfolders[:] = [s for s in subfolders if not s.startswith(".")]
+        found.extend(os.path.join(directory, f) for f in files if _is_image(f))
+    return sorted(os.path.abspath(p) for p in found)
+
+
+def _folder_set(folder: str | os.PathLike, *, name: str, ood: bool,
+                classes: Sequence[str] | None = None) -> ImageList:
+    """An image folder as a set; for ID, the label is the index of the image's top-level subfolder.
+
+    Without ``classes`` the order is the sorted subfolder names; with ``classes`` it is that list's order.
+    """
+    folder = Path(folder).absolute()
+    paths = scan_folder(folder)
+    if ood:
+        return ImageList(name, paths, [OOD_LABEL] * len(paths))
+    tops = {}
+    for path in paths:
+        parts = Path(path).relative_to(folder).parts
+        if len(parts) < 2:
+            raise ValueError(f"ID folder {folder} of set '{name}' holds image {path} outside a class subfolder; "
+                             "put each class's images in <folder>/<class>/")
+        tops[path] = parts[0]
+    if classes is None:
+        classes = sorted({os.path.basename(entry) for entry in os.listdir(folder)
+                          if not entry.startswith(".") and (folder / entry).is_dir()})
+    index = {c: i for i, c in enumerate(classes)}
+    if len(index) != len(classes):
+        raise ValueError(f"the classes of set '{name}' repeat a name")
+    unknown = sorted({top for top in tops.values() if top not in index})
+    if unknown:
+        raise ValueError(f"ID folder {folder} of set '{name}' has subfolders not in its classes: "
+                         f"{unknown[:_SHOW_MISSING]}{' ...' if len(unknown) > _SHOW_MISSING else ''}; add them to "
+                         "'classes' or remove them")
+    return ImageList(name, paths, [index[tops[p]] for p in paths])
+
+
+def _check_sets(benchmark: str, sets: Iterable[ImageList]) -> None:
+    """Stop on empty sets or missing images (the rule: never drop images silently)."""
+    empty, missing = [], []
+    for image_list in sets:
+        if not len(image_list):
+            empty.append(image_list.name)
+            continue
+        absent = [p for p in image_list.paths if not os.path.isfile(p)]
+        if absent:
+            shown = ", ".join(absent[:_SHOW_MISSING]) + (", ..." if len(absent) > _SHOW_MISSING else "")
+            missing.append(f"  {image_list.name}: {len(absent)} of {len(image_list)} missing ({shown})")
+    if empty:
+        raise ValueError(f"benchmark '{benchmark}' has empty sets {empty}: point them at images")
+    if missing:
+        raise FileNotFoundError(
+            f"benchmark '{benchmark}' lists images that do not exist:\n" + "\n".join(missing) +
+            "\nImages are never dropped silently (results would not be comparable): restore the files, fix the "
+            "data root, or write a YAML spec whose lists name only the images you have.")
+
+
+def _finish(name: str, id_set: ImageList, groups: dict[str, list[ImageList]]) -> ImageBenchmark:
+    groups = {g: sets for g, sets in groups.items() if sets}
+    if not groups:
+        raise ValueError(f"benchmark '{name}' has no OOD set")
+    benchmark = ImageBenchmark(name, id_set, groups)
+    _check_sets(name, benchmark.image_lists())
+    return benchmark
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# OpenOOD v1.5
+
+
+def _openood_data_info() -> Mapping:
+    try:
+        from openood.evaluation_api.datasets import DATA_INFO
+    except ImportError as error:
+        raise ImportError(
+            f"the OpenOOD benchmarks {', '.join(OPENOOD_BENCHMARKS)} are read from OpenOOD's own definition, but "
+            f"OpenOOD cannot be imported ({error}). Install OpenOOD v1.5 (pip install "
+            "git+https://github.com/Jingkang50/OpenOOD), or describe the benchmark with a YAML spec "
+            "(see openood_tanl.evaluation.benchmarks.load_spec)") from error
+    return DATA_INFO
+
+
+def load_openood(name: str, data_root: str | os.PathLike) -> ImageBenchmark:
+    """OpenOOD v1.5 benchmark ``name``: ID = ``id.test``, OOD groups ``near`` and ``far``, under ``data_root``."""
+    info = _openood_data_info()
+    if name not in info:
+        raise ValueError(f"OpenOOD has no benchmark '{name}'; it has {sorted(info)}")
+    root = Path(data_root)
+
+    def image_list(set_name: str, entry: Mapping, ood: bool) -> ImageList:
+        list_path = root / entry["imglist_path"]
+        if not list_path.is_file():
+            raise FileNotFoundError(
+                f"OpenOOD image list {list_path} (set '{set_name}' of benchmark '{name}') does not exist: "
+                f"data_root must be OpenOOD's data folder holding benchmark_imglist/ and images_*/ (get them with "
+                "OpenOOD's scripts/download/download.py; nothing is downloaded here)")
+        return read_image_list(list_path, root / entry["data_dir"], name=set_name, ood=ood)
+
+    id_set = image_list(name, info[name]["id"]["test"], ood=False)
+    groups = {}
+    for group in ("near", "far"):
+        entry = info[name]["ood"].get(group, {})
+        groups[group] = [image_list(ds, entry[ds], ood=True) for ds in entry.get("datasets", [])]
+    return _finish(name, id_set, groups)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ImageNet four-OOD (MOS / MCM)
+
+#: OOD set name -> folder names accepted under data_root (first match wins).
+FOUR_OOD_FOLDERS = {
+    "iNaturalist": ("iNaturalist", "inaturalist"),
+    "SUN": ("SUN", "sun"),
+    "Places": ("Places", "places", "Places365", "places365"),
+    "Textures": ("Textures", "textures", "dtd", "DTD"),
+}
+_IMAGENET_VAL = ("imagenet/val", "ImageNet/val", "imagenet_1k/val", "ILSVRC2012/val")
+
+
+def load_four_ood(data_root: str | os.PathLike, name: str = "four-ood") -> ImageBenchmark:
+    """ImageNet-1k val as ID and iNaturalist, SUN, Places, Textures as far-OOD, from folders::
+
+        data_root/
+          imagenet/val/<wnid>/*.JPEG     1000 class folders (n01440764, ...); the label is the index of the wnid
+                                         in sorted order, which is the ImageNet-1k class index
+          iNaturalist/...                any nesting of images (e.g. iNaturalist/images/*.jpg)
+          SUN/...
+          Places/...
+          Textures/...                   e.g. Textures/images/<texture>/*.jpg (DTD)
+
+    ``imagenet_1k/val``, ``ImageNet/val`` or ``ILSVRC2012/val`` may stand for ``imagenet/val``; ``Places365`` for
+    ``Places``; ``dtd`` for ``Textures`` (lower-case names work too). Images: jpg, jpeg, png, bmp, webp.
+    """
+    root = Path(data_root)
+    problems = []
+    val = next((root / c for c in _IMAGENET_VAL if (root / c).is_dir()), None)
+    wnids = []
+    if val is None:
+        problems.append(f"ImageNet val: none of {', '.join(str(root / c) for c in _IMAGENET_VAL)} exists")
+    else:
+        entries = sorted(e for e in os.listdir(val) if not e.startswith("."))
+        wnids = [e for e in entries if (val / e).is_dir()]
+        bad = [w for w in wnids if not re.fullmatch(r"n\d{8}", w)]
+        if bad:
+            problems.append(f"ImageNet val {val}: subfolders that are not wnids: {bad[:_SHOW_MISSING]}")
+        elif len(wnids) != 1000:
+            loose = len(entries) - len(wnids)
+            problems.append(f"ImageNet val {val}: {len(wnids)} class folders, expected the 1000 wnid folders"
+                            + (f" ({loose} loose files: sort the flat val folder into <wnid>/ subfolders, e.g. "
+                               "with the usual valprep.sh)" if loose else ""))
+    ood_folders = {}
+    for set_name, candidates in FOUR_OOD_FOLDERS.items():
+        found = next((root / c for c in candidates if (root / c).is_dir()), None)
+        if found is None:
+            problems.append(f"{set_name}: none of {', '.join(candidates)} exists under {root}")
+        ood_folders[set_name] = found
+    if problems:
+        raise FileNotFoundError(f"data_root {root} does not have the four-OOD layout:\n  " + "\n  ".join(problems)
+                                + "\nExpected data_root/imagenet/val/<wnid>/*.JPEG and data_root/{iNaturalist,SUN,"
+                                "Places,Textures}/ (see openood_tanl.evaluation.benchmarks.load_four_ood)")
+    id_set = _folder_set(val, name="imagenet", ood=False, classes=wnids)
+    far = [_folder_set(folder, name=set_name, ood=True) for set_name, folder in ood_folders.items()]
+    return _finish(name, id_set, {"far": far})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# YAML spec
+
+_SOURCE_KEYS = {"list", "root", "folder", "classes"}
+
+
+def load_spec(spec_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> ImageBenchmark:
+    """A benchmark described by a YAML file::
+
+        name: mybench                      # default: the file name without extension
+        data_root: /data                   # optional; relative paths below are resolved against it
+        id:
+          folder: imagenet/val             # class label = index of the top-level subfolder, sorted ...
+          classes: classes.txt             # ... unless classes (a file, one subfolder name a line, or a list)
+        # or  id: {list: ids.txt, root: imgs/}   lines '<path> <label>'; image paths relative to root
+        ood:
+          near:
+            ninco: {folder: ninco}
+          far:
+            textures: {list: textures.txt, root: dtd/}   # OOD labels are optional (always -1)
+
+    Relative paths in the spec are resolved against the ``data_root`` argument, else the spec's ``data_root`` key
+    (itself relative to the spec's folder), else the spec's folder. A list's ``root`` defaults to the list's
+    folder. Folders are scanned recursively for jpg/jpeg/png/bmp/webp (any case), sorted.
+    """
+    import yaml
+
+    spec_path = Path(spec_path)
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"benchmark spec {spec_path} does not exist")
+    with open(spec_path, encoding="utf-8") as stream:
+        spec = yaml.safe_load(stream)
+    where = f"benchmark spec {spec_path}"
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where} must be a mapping with keys name, id, ood; got {type(spec).__name__}")
+    unknown = set(spec) - {"name", "data_root", "id", "ood"}
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {sorted(unknown)}; allowed: name, data_root, id, ood")
+    name = str(spec.get("name") or spec_path.stem)
+    if data_root is not None:
+        base = Path(data_root)
+    elif spec.get("data_root") is not None:
+        base = spec_path.parent / str(spec["data_root"])
+    else:
+        base = spec_path.parent
+
+    def resolve(value) -> Path:
+        path = Path(os.path.expanduser(str(value)))
+        return path if path.is_absolute() else base / path
+
+    def source(set_name: str, entry, ood: bool) -> ImageList:
+        context = f"{where}: set '{set_name}'"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{context} must be a mapping {{folder: ...}} or {{list: ..., root: ...}}")
+        extra = set(entry) - _SOURCE_KEYS
+        if extra:
+            raise ValueError(f"{context} has unknown keys {sorted(extra)}; allowed: folder, or list and root"
+                             + ("" if ood else ", and classes with folder"))
+        if ("folder" in entry) == ("list" in entry):
+            raise ValueError(f"{context} needs exactly one of 'folder' or 'list'")
+        if "folder" in entry:
+            if "root" in entry:
+                raise ValueError(f"{context}: 'root' goes with 'list', not 'folder'")
+            classes = entry.get("classes")
+            if classes is not None:
+                if ood:
+                    raise ValueError(f"{context}: 'classes' applies to the ID set only")
+                if isinstance(classes, (str, os.PathLike)):
+                    classes_path = resolve(classes)
+                    if not classes_path.is_file():
+                        raise FileNotFoundError(f"{context}: classes file {classes_path} does not exist")
+                    classes = [line.strip() for line in classes_path.read_text(encoding="utf-8").splitlines()
+                               if line.strip() and not line.strip().startswith("#")]
+                elif isinstance(classes, list):
+                    classes = [str(c) for c in classes]
+                else:
+                    raise ValueError(f"{context}: 'classes' must be a file path or a list of subfolder names")
+            return _folder_set(resolve(entry["folder"]), name=set_name, ood=ood, classes=classes)
+        if "classes" in entry:
+            raise ValueError(f"{context}: 'classes' goes with 'folder'; a list carries its own labels")
+        root = resolve(entry["root"]) if entry.get("root") is not None else None
+        return read_image_list(resolve(entry["list"]), root, name=set_name, ood=ood)
+
+    if "id" not in spec:
+        raise ValueError(f"{where} has no 'id' set")
+    id_set = source("id", spec["id"], ood=False)
+    id_set.name = name
+    ood = spec.get("ood")
+    if not isinstance(ood, dict) or not ood:
+        raise ValueError(f"{where} needs 'ood': a mapping of groups (e.g. near, far) to {{set name: source}}")
+    groups = {}
+    for group, members in ood.items():
+        if not isinstance(members, dict) or not members:
+            raise ValueError(f"{where}: OOD group '{group}' must map set names to sources, e.g. "
+                             "{textures: {folder: dtd/images}}")
+        groups[str(group)] = [source(str(set_name), entry, ood=True) for set_name, entry in members.items()]
+    return _finish(name, id_set, groups)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_benchmark(name_or_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> ImageBenchmark:
+    """An ``ImageBenchmark`` from a known name (``KNOWN_BENCHMARKS``) or a YAML spec path; see the module doc."""
+    text = os.fspath(name_or_path)
+    key = text.lower()
+    if key in KNOWN_BENCHMARKS:
+        if data_root is None:
+            raise ValueError(f"benchmark '{text}' needs data_root: "
+                             + ("OpenOOD's data folder (benchmark_imglist/, images_*/)" if key in OPENOOD_BENCHMARKS
+                                else "the folder with imagenet/val/ and iNaturalist/, SUN/, Places/, Textures/"))
+        if not Path(data_root).is_dir():
+            raise FileNotFoundError(f"data_root {data_root} of benchmark '{text}' is not a folder")
+        if key in OPENOOD_BENCHMARKS:
+            return load_openood(key, data_root)
+        return load_four_ood(data_root, name="four-ood")
+    if key.endswith((".yml", ".yaml")) or os.path.isfile(text):
+        return load_spec(text, data_root)
+    raise ValueError(f"unknown benchmark '{text}': choose one of {', '.join(KNOWN_BENCHMARKS)}, or pass the path "
+                     "of a YAML spec (see openood_tanl.evaluation.benchmarks.load_spec)")
