@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .postprocessors.base import OPENOOD_AVAILABLE, OPENOOD_IMPORT_ERROR
+from .postprocessors.base import OPENOOD_AVAILABLE
 from .postprocessors.config import CONFIG_ROOT, packaged_config_path
 from .postprocessors.baselines import AdaNegPostprocessor, MCMPostprocessor, NegLabelPostprocessor
 from .postprocessors.tanl import TANLPostprocessor

@@ -8,6 +8,7 @@ rebuilt, never used.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["EmbeddingCache", "default_cache_dir", "fingerprint"]
+__all__ = ["EmbeddingCache", "default_cache_dir", "fingerprint", "write_atomic"]
 
 
 def default_cache_dir() -> Path:
@@ -31,6 +32,21 @@ def default_cache_dir() -> Path:
 def fingerprint(value) -> str:
     """SHA-256 of a JSON-serialisable value (canonical form)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 class EmbeddingCache:
@@ -75,17 +91,9 @@ class EmbeddingCache:
         array = embeddings.detach().to("cpu", torch.float32).contiguous().numpy()
         manifest = {"key": key, "shape": list(array.shape), "sha256": hashlib.sha256(array.tobytes()).hexdigest()}
         path = self.path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, embeddings=array, manifest=np.array(json.dumps(manifest, ensure_ascii=False)))
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.savez(buffer, embeddings=array, manifest=np.array(json.dumps(manifest, ensure_ascii=False)))
+        write_atomic(path, buffer.getvalue())
         return path
 
     def get_or_compute(self, kind: str, key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:

@@ -194,7 +194,7 @@ def test_extract_benchmark(built, images, tmp_path):
     net, preprocess, key = built
     spec = tmp_path / "bench.yaml"
     (tmp_path / "ood.txt").write_text("".join(f"{p}\n" for p in images.paths[6:]))
-    spec.write_text(f"""
+    spec.write_text("""
 name: toybench
 id: {{list: ids.txt}}
 ood:

@@ -1,7 +1,6 @@
 """Leaderboards, markdown, sweeps and the demo command, on small synthetic embeddings."""
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from openood_tanl import cli

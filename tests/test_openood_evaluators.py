@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import openood_tanl
-from openood_tanl.evaluation import FeatureBenchmark, FeatureSet, evaluate
+from openood_tanl.evaluation import FeatureBenchmark, evaluate
 from openood_tanl.evaluation import openood_evaluators as tt
 from openood_tanl.postprocessors.base import OPENOOD_IMPORT_ERROR
 from openood_tanl.protocol import TextBank
@@ -379,47 +379,14 @@ def _write_yaml(path, data):
 def test_main_pipeline_runs_the_test_time_evaluator(tmp_path):
     """python -m openood_tanl.main with evaluator.name: test_time writes OpenOOD's ood.csv from the mixed protocol."""
     pytest.importorskip("open_clip")
-    from openood_data import make_openood_tree
-    from tiny_clip import TINY_MODEL, make_tiny_checkpoint
+    from openood_data import main_pipeline_command
 
-    data = make_openood_tree(tmp_path / "data", "cifar10", per_list=PER_LIST)
-    checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
-    (tmp_path / "corpus.txt").write_text("\n".join(f"word{i}" for i in range(120)) + "\n")
-    lists, images = data / "benchmark_imglist" / "cifar10", str(data / "images_classic") + "/"
-
-    def split(name):
-        return {"data_dir": images, "imglist_pth": str(lists / f"{name}.txt")}
-
-    dataset = {"dataset": {
-        "name": "cifar10", "num_classes": 10, "pre_size": 32, "image_size": 32, "interpolation": "bilinear",
-        "normalization_type": "cifar10", "num_workers": "@{num_workers}", "num_gpus": "@{num_gpus}",
-        "num_machines": "@{num_machines}", "split_names": ["train", "val", "test"],
-        **{s: {"dataset_class": "ImglistDataset", "batch_size": 4, "shuffle": False, **split(f"{s}_cifar10")}
-           for s in ("train", "val", "test")}}}
-    ood = {"ood_dataset": {
-        "name": "cifar10_ood", "num_classes": 10, "num_workers": "@{num_workers}", "num_gpus": "@{num_gpus}",
-        "num_machines": "@{num_machines}", "dataset_class": "ImglistDataset", "batch_size": 4, "shuffle": False,
-        "split_names": ["val", "nearood", "farood"], "val": split("val_tin"),
-        "nearood": {"datasets": ["cifar100", "tin"], "cifar100": split("test_cifar100"), "tin": split("test_tin")},
-        "farood": {"datasets": ["svhn"], "svhn": split("test_svhn")}}}
-    pipeline = {"exp_name": "tanl_tt", "output_dir": str(tmp_path / "results"), "save_output": True,
-                "merge_option": "merge", "mark": "default", "seed": 0, "num_gpus": 0, "num_workers": 0,
-                "num_machines": 1, "machine_rank": 0, "pipeline": {"name": "test_ood"},
-                "evaluator": {"name": "ood", "ood_scheme": "ood", "protocol": "mixed", "seeds": [0, 1]},
-                "recorder": {"save_scores": False, "save_csv": True}, "preprocessor": {"name": "base"}}
-    configs = [_write_yaml(tmp_path / "dataset.yml", dataset), _write_yaml(tmp_path / "ood.yml", ood),
-               openood_tanl.config_root() + "/networks/clip_tanl.yml", _write_yaml(tmp_path / "pipe.yml", pipeline),
-               openood_tanl.config_root() + "/postprocessors/tanl.yml"]
-    overrides = ["--evaluator.name", "test_time",
-                 "--network.model", TINY_MODEL, "--network.model_config", str(tmp_path / "tiny" / f"{TINY_MODEL}.json"),
-                 "--network.weights", str(checkpoint), "--network.id_classes", "cifar10", "--network.corpus",
-                 str(tmp_path / "corpus.txt"), "--network.cache_dir", str(tmp_path / "cache"),
-                 "--postprocessor.postprocessor_args.num_negatives", "50"]
-    run = subprocess.run([sys.executable, "-m", "openood_tanl.main", "--config", *configs, *overrides],
-                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    command, results = main_pipeline_command(tmp_path, exp_name="tanl_tt", near=["cifar100", "tin"], far=["svhn"],
+                                             evaluator={"protocol": "mixed", "seeds": [0, 1]}, per_list=PER_LIST)
+    run = subprocess.run([*command, "--evaluator.name", "test_time"], cwd=tmp_path, env=_env(), capture_output=True,
+                         text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Replaying the mixed protocol (seeds [0, 1], 4 per step)" in run.stdout
-    results = tmp_path / "results" / "tanl_tt"
     table = pd.read_csv(results / "ood.csv")
     assert list(table.columns) == ["dataset"] + OPENOOD_LAYOUT
     assert list(table["dataset"]) == ["cifar100", "tin", "nearood", "svhn", "farood"]

@@ -103,63 +103,18 @@ def test_evaluator_runs_tanl_on_a_generated_tree(tmp_path, offline, cuda_calls_o
     assert id_scores.shape == (6,) and ((id_scores > 0) & (id_scores < 1)).all()
 
 
-def _write_yaml(path, data):
-    import yaml
-
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
-
-
 def test_main_pipeline_runs_tanl_with_the_clip_network(tmp_path):
     """python -m openood_tanl.main: OpenOOD's test_ood pipeline with our network and postprocessor by name."""
-    import os
     import subprocess
-    import sys
-    from pathlib import Path
 
     import pandas as pd
 
-    from openood_data import make_openood_tree
-    from tiny_clip import TINY_MODEL, make_tiny_checkpoint
+    from openood_data import main_pipeline_command, subprocess_env
 
     pytest.importorskip("open_clip")
-    data = make_openood_tree(tmp_path / "data", "cifar10", per_list=6)
-    checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
-    (tmp_path / "corpus.txt").write_text("\n".join(f"word{i}" for i in range(120)) + "\n")
-    lists, images = data / "benchmark_imglist" / "cifar10", str(data / "images_classic") + "/"
-
-    def split(name):
-        return {"data_dir": images, "imglist_pth": str(lists / f"{name}.txt")}
-
-    dataset = {"dataset": {
-        "name": "cifar10", "num_classes": 10, "pre_size": 32, "image_size": 32, "interpolation": "bilinear",
-        "normalization_type": "cifar10", "num_workers": "@{num_workers}", "num_gpus": "@{num_gpus}",
-        "num_machines": "@{num_machines}", "split_names": ["train", "val", "test"],
-        **{s: {"dataset_class": "ImglistDataset", "batch_size": 4, "shuffle": False, **split(f"{s}_cifar10")}
-           for s in ("train", "val", "test")}}}
-    ood = {"ood_dataset": {
-        "name": "cifar10_ood", "num_classes": 10, "num_workers": "@{num_workers}", "num_gpus": "@{num_gpus}",
-        "num_machines": "@{num_machines}", "dataset_class": "ImglistDataset", "batch_size": 4, "shuffle": False,
-        "split_names": ["val", "nearood", "farood"], "val": split("val_tin"),
-        "nearood": {"datasets": ["cifar100"], "cifar100": split("test_cifar100")},
-        "farood": {"datasets": ["svhn"], "svhn": split("test_svhn")}}}
-    pipeline = {"exp_name": "tanl_test", "output_dir": str(tmp_path / "results"), "save_output": True,
-                "merge_option": "merge", "mark": "default", "seed": 0, "num_gpus": 0, "num_workers": 0,
-                "num_machines": 1, "machine_rank": 0, "pipeline": {"name": "test_ood"},
-                "evaluator": {"name": "ood", "ood_scheme": "ood"},
-                "recorder": {"save_scores": True, "save_csv": True}, "preprocessor": {"name": "base"}}
-    configs = [_write_yaml(tmp_path / "dataset.yml", dataset), _write_yaml(tmp_path / "ood.yml", ood),
-               openood_tanl.config_root() + "/networks/clip_tanl.yml", _write_yaml(tmp_path / "pipe.yml", pipeline),
-               openood_tanl.config_root() + "/postprocessors/tanl.yml"]
-    overrides = ["--network.model", TINY_MODEL, "--network.model_config", str(tmp_path / "tiny" / f"{TINY_MODEL}.json"),
-                 "--network.weights", str(checkpoint), "--network.id_classes", "cifar10", "--network.corpus",
-                 str(tmp_path / "corpus.txt"), "--network.cache_dir", str(tmp_path / "cache"),
-                 "--postprocessor.postprocessor_args.num_negatives", "50"]
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "-m", "openood_tanl.main", "--config", *configs, *overrides],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    command, results = main_pipeline_command(tmp_path, exp_name="tanl_test", near=["cifar100"], far=["svhn"])
+    run = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "results" / "tanl_test" / "ood.csv")
+    table = pd.read_csv(results / "ood.csv")
     assert {"cifar100", "nearood", "svhn", "farood"} <= set(table["dataset"])
     assert table[["FPR@95", "AUROC"]].notna().all().all()

@@ -1,5 +1,4 @@
 """Stream protocols on cached embeddings: stream order, resets, splitting back, seeds, group means."""
-import pandas as pd
 import pytest
 import torch
 

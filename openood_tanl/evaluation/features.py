@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..textbank import default_cache_dir, fingerprint
+from ..textbank import default_cache_dir, fingerprint, write_atomic
 from .benchmarks import ImageBenchmark, ImageList
 from .protocols import FeatureBenchmark, FeatureSet
 
@@ -106,19 +105,6 @@ class ImageDataset(torch.utils.data.Dataset):
 # atomic files
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -136,10 +122,10 @@ def _save_shard(folder: Path, index: int, start: int, array: np.ndarray, fp: str
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
     data = buffer.getvalue()
-    _write_atomic(npy, data)
+    write_atomic(npy, data)
     meta = {"sha256": hashlib.sha256(data).hexdigest(), "shape": list(array.shape), "dtype": "float32",
             "rows": [start, start + len(array)], "fingerprint": fp}
-    _write_atomic(sidecar, json.dumps(meta).encode())
+    write_atomic(sidecar, json.dumps(meta).encode())
 
 
 def _load_shard(folder: Path, index: int, start: int, rows: int, fp: str) -> np.ndarray | None:
@@ -185,7 +171,7 @@ def _prepare_folder(folder: Path, manifest: dict) -> None:
                       "recomputed", RuntimeWarning, stacklevel=3)
         for stale in list(folder.glob("shard-*.npy")) + list(folder.glob("shard-*.json")):
             stale.unlink(missing_ok=True)
-    _write_atomic(path, json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
+    write_atomic(path, json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

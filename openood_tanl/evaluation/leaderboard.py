@@ -6,7 +6,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ..metrics import METRIC_COLUMNS
 from .protocols import FeatureBenchmark, evaluate, is_group_mean
 
 __all__ = ["compare_methods", "leaderboard_table", "markdown_table", "sweep", "plot_sweep",
