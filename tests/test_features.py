@@ -196,10 +196,10 @@ def test_extract_benchmark(built, images, tmp_path):
     (tmp_path / "ood.txt").write_text("".join(f"{p}\n" for p in images.paths[6:]))
     spec.write_text("""
 name: toybench
-id: {{list: ids.txt}}
+id: {list: ids.txt}
 ood:
-  near: {{one: {{list: ood.txt}}}}
-  far: {{two: {{list: ood.txt}}, three: {{list: ood.txt}}}}
+  near: {one: {list: ood.txt}}
+  far: {two: {list: ood.txt}, three: {list: ood.txt}}
 """)
     (tmp_path / "ids.txt").write_text("".join(f"{p} {label}\n" for p, label in zip(images.paths[:6],
                                                                                       images.labels[:6])))
