@@ -14,6 +14,7 @@ encoded once per model and replayed from the cache for every OOD set, seed, prot
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,6 @@ def build_postprocessor(method: str, overrides: dict[str, Any] | None = None):
 
 
 # ---------------------------------------------------------------------------------------------- data
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def _id_classes(args) -> Any:
     if args.id_classes:
         return args.id_classes
@@ -80,19 +77,21 @@ def _id_classes(args) -> Any:
 
 def load_features(args) -> tuple[TextBank, FeatureBenchmark]:
     """Network (text bank from its cache), benchmark images, features (encoded once, then from the cache)."""
+    from .evaluation import distributed
     from .evaluation.benchmarks import load_benchmark
     from .evaluation.features import extract_benchmark
     from .networks import create_network
     from .textbank import default_cache_dir
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    net, preprocess = create_network(args.model, args.pretrained, _id_classes(args), args.corpus,
-                                     _device(args.device), cache_dir, templates=args.templates,
-                                     precision=args.precision, quick_gelu=args.quick_gelu,
-                                     model_config=args.model_config)
+    with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
+        net, preprocess = create_network(args.model, args.pretrained, _id_classes(args), args.corpus,
+                                         distributed.device_for(args.device), cache_dir, templates=args.templates,
+                                         precision=args.precision, quick_gelu=args.quick_gelu,
+                                         model_config=args.model_config)
     images = load_benchmark(args.benchmark, args.data_root)
-    features = extract_benchmark(net, preprocess, images, cache_dir / "features", net.model_key,
-                                 batch_size=args.batch_size, num_workers=args.workers)
+    features = extract_benchmark(net, preprocess, images, cache_dir, net.model_key, batch_size=args.batch_size,
+                                 num_workers=args.workers)
     return TextBank.of(net), features
 
 
@@ -128,9 +127,9 @@ def _conventions() -> None:
 
 # ---------------------------------------------------------------------------------------------- commands
 def run_leaderboard(methods: list[str], data: list[tuple[TextBank, FeatureBenchmark]], out: Path, *,
-                    protocol: str, seeds: list[int], batch_size: int) -> pd.DataFrame:
+                    protocol: str, seeds: list[int], batch_size: int, workers: int = 1) -> pd.DataFrame:
     results = pd.concat([compare_methods({m: build_postprocessor(m) for m in methods}, bank, benchmark,
-                                         protocol=protocol, seeds=seeds, batch_size=batch_size)
+                                         protocol=protocol, seeds=seeds, batch_size=batch_size, workers=workers)
                          for bank, benchmark in data], ignore_index=True)
     board = leaderboard_table(results)
     _show(board)
@@ -142,11 +141,11 @@ def run_leaderboard(methods: list[str], data: list[tuple[TextBank, FeatureBenchm
 
 
 def run_sweep(methods: list[str], argument: str, values: list[Any], bank, benchmark, out: Path, *, protocol: str,
-              seeds: list[int], batch_size: int) -> dict[str, pd.DataFrame]:
+              seeds: list[int], batch_size: int, workers: int = 1) -> dict[str, pd.DataFrame]:
     curves = {}
     for method in methods:
         curves[method] = sweep(lambda **kw: build_postprocessor(method, kw), argument, values, bank, benchmark,
-                               protocol=protocol, seeds=seeds, batch_size=batch_size)
+                               protocol=protocol, seeds=seeds, batch_size=batch_size, workers=workers)
     table = pd.concat([c.assign(method=m) for m, c in curves.items()], ignore_index=True)
     _show(table.set_index(["method", argument]))
     _write(table, out / "sweep.csv", index=False)
@@ -169,7 +168,12 @@ def cmd_demo(args) -> None:
 
 
 def cmd_extract(args) -> None:
+    from .evaluation import distributed
+
+    distributed.init_from_env()  # under torchrun (WORLD_SIZE > 1): each rank encodes its share of the shards
     _, benchmark = load_features(args)
+    if not distributed.is_main_process():
+        return
     sets = [benchmark.id_set] + [s for _, s in benchmark.ood_sets()]
     for feature_set in sets:
         print(f"{feature_set.name}: {len(feature_set)} images -> features {tuple(feature_set.features.shape)}")
@@ -178,8 +182,9 @@ def cmd_extract(args) -> None:
 def cmd_eval(args) -> None:
     bank, benchmark = load_features(args)
     postprocessor = build_postprocessor(args.method, parse_overrides(args.set))
-    summary, per_seed = evaluate(lambda: postprocessor.engine_for(bank), benchmark, args.protocol,
-                                 seeds=args.seeds, batch_size=args.batch_size, order=args.order)
+    summary, per_seed = evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, args.protocol,
+                                 seeds=args.seeds, batch_size=args.batch_size, order=args.order,
+                                 workers=args.stream_workers)
     _show(summary)
     _conventions()
     stem = f"{Path(args.method).stem}-{Path(args.benchmark).stem}-{args.protocol}"
@@ -193,7 +198,7 @@ def cmd_leaderboard(args) -> None:
         args.benchmark = benchmark
         data.append(load_features(args))
     run_leaderboard(args.methods, data, args.out, protocol=args.protocol, seeds=args.seeds,
-                    batch_size=args.batch_size)
+                    batch_size=args.batch_size, workers=args.stream_workers)
     _conventions()
 
 
@@ -201,7 +206,7 @@ def cmd_sweep(args) -> None:
     bank, benchmark = load_features(args)
     values = [yaml.safe_load(v) for v in args.values]
     run_sweep(args.methods, args.argument, values, bank, benchmark, args.out, protocol=args.protocol,
-              seeds=args.seeds, batch_size=args.batch_size)
+              seeds=args.seeds, batch_size=args.batch_size, workers=args.stream_workers)
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -232,6 +237,9 @@ def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seeds", type=int, nargs="+", default=[0], help="stream orders to average (e.g. 0 1 2)")
     group.add_argument("--batch-size", type=int, default=256, help="test batch size (default: %(default)s)")
     group.add_argument("--order", nargs="+", default=None, help="temporal protocol: OOD set order")
+    group.add_argument("--stream-workers", type=int, default=1,
+                       help="processes for independent streams (each seed x OOD set; each seed of temporal); "
+                            "same results as 1 (default: %(default)s)")
     group.add_argument("--out", type=Path, default=Path("openood-tanl-results"), help="output folder")
 
 

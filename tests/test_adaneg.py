@@ -296,6 +296,7 @@ def test_seed_changes_only_the_grouping(bank, stream):
     torch.testing.assert_close(c, d, rtol=0, atol=1e-6)  # one group: the shuffle does not matter
 
 
+@pytest.mark.filterwarnings("ignore:.*not L2-normalised")  # bf16 rounding moves norms by ~4e-3
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_inputs_are_upcast(bank, stream, dtype):
     features = stream[0][:120]

@@ -101,7 +101,7 @@ def test_bad_input_names_problem_and_fix(case, tmp_path):
 
 def test_batch_of_one_and_one_sided_streams_work():
     one = engine()
-    pred, score = one.step(BANK.id_text[:1] * 0.9 + 0.1 * BANK.image_offset)
+    pred, score = one.step(torch.nn.functional.normalize(BANK.id_text[:1] + 0.1 * BANK.image_offset, dim=1))
     assert pred.shape == score.shape == (1,)
     for rows in (torch.nn.functional.normalize(BANK.id_text[:8] + BANK.image_offset, dim=1),  # all ID-like
                  BANK.noise_features[:8]):  # all OOD-like
@@ -109,3 +109,21 @@ def test_batch_of_one_and_one_sided_streams_work():
         for _ in range(5):
             _, score = stream.step(rows)
             assert torch.isfinite(score).all()
+
+
+def test_unreadable_image_stops_extraction_with_its_path(tmp_path):
+    pytest.importorskip("open_clip")
+    from openood_tanl.evaluation.benchmarks import ImageList
+    from openood_tanl.evaluation.features import extract_features
+    from openood_tanl.networks import create_network
+    from tiny_clip import TINY_MODEL, make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
+    write(tmp_path / "words.txt", "".join(f"w{i}\n" for i in range(20)))
+    net, preprocess = create_network(TINY_MODEL, str(checkpoint), ["cat", "dog"], tmp_path / "words.txt", "cpu",
+                                     tmp_path / "cache")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "good.png")
+    write(tmp_path / "broken.png", "this is not a PNG")
+    images = ImageList("toy", [str(tmp_path / "good.png"), str(tmp_path / "broken.png")], [0, 1])
+    with pytest.raises(RuntimeError, match=r"broken\.png.*Replace the file, or remove it"):
+        extract_features(net, preprocess, images, tmp_path / "cache", net.model_key, progress=False)

@@ -89,8 +89,7 @@ def test_initial_state(bank):
     assert engine.selected.shape == (60,) and engine.selected.dtype == torch.long
     assert len(set(engine.selected.tolist())) == 60
     assert engine.threshold != engine.threshold  # NaN before the first step
-
-
+@pytest.mark.filterwarnings("ignore:.*not L2-normalised")  # bf16 rounding moves norms by ~4e-3
 def test_low_precision_inputs_are_computed_in_float32(bank):
     features, _, _ = make_stream(bank, 64, 0, seed=1)
     full = TANL(bank.id_text, bank.corpus_text, bank.noise_features, num_negatives=60)

@@ -25,7 +25,7 @@ import math
 import torch
 
 from .scoring import grouped_id_share
-from .validation import as_rows, check_batch, check_int, check_unit
+from .validation import as_rows, check_batch, check_int, check_same_dim as _check_same_dim, check_unit
 
 __all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES"]
 
@@ -126,12 +126,10 @@ class AdaNeg:
         replace_by_entropy: bool = True,
         seed: int = 0,
     ):
-        self.id_text = as_rows("id_text", id_text)
+        _check_same_dim(id_text, negative_text)
+        self.id_text = as_rows("id_text", id_text, owner=self)
         device = self.id_text.device
-        self.negative_text = as_rows("negative_text", negative_text, device)
-        if self.id_text.shape[1] != self.negative_text.shape[1]:
-            raise ValueError(f"embedding dimensions differ: id_text {self.id_text.shape[1]}, negative_text "
-                             f"{self.negative_text.shape[1]}; encode both with the same model")
+        self.negative_text = as_rows("negative_text", negative_text, device, owner=self)
         for name, rows in (("id_text", self.id_text), ("negative_text", self.negative_text)):
             if rows.shape[0] == 0:
                 raise ValueError(f"{name} is empty; it needs at least one row")
@@ -231,7 +229,7 @@ class AdaNeg:
                 softmax(memory logits), both softmaxes over all C + M proxies.
             score: [B] float32, higher = more in-distribution (in [0, 1 + mix_weight] for 'combine').
         """
-        features = check_batch(image_features, self._text)
+        features = check_batch(image_features, self._text, owner=self)
         text_logits = torch.matmul(self.logit_scale * features, self._text.T)  # [B, P]
         text_score = self._grouped_score(text_logits)
         self._learn(features, text_logits, text_score.float())

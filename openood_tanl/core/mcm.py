@@ -20,7 +20,7 @@ class MCM:
     """
 
     def __init__(self, id_text: torch.Tensor, logit_scale: float = 100.0, *, temperature: float = 1.0):
-        self.id_text = as_rows("id_text", id_text)
+        self.id_text = as_rows("id_text", id_text, owner=self)
         self.logit_scale = float(logit_scale)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -32,7 +32,7 @@ class MCM:
     @torch.no_grad()
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32 in (1/C, 1])."""
-        features = check_batch(image_features, self.id_text)
+        features = check_batch(image_features, self.id_text, owner=self)
         logits = (self.logit_scale * features) @ self.id_text.T
         score, pred = torch.softmax(logits / self.temperature, dim=1).max(dim=1)
         return pred, score

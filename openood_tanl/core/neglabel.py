@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .scoring import grouped_id_share
-from .validation import as_rows, check_batch
+from .validation import as_rows, check_batch, check_same_dim
 
 __all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES"]
 
@@ -75,8 +75,9 @@ class NegLabel:
 
     def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0, *,
                  num_groups: int = 100, seed: int = 0):
-        self.id_text = as_rows("id_text", id_text)
-        self.negative_text = as_rows("negative_text", negative_text, self.id_text.device)
+        check_same_dim(id_text, negative_text)
+        self.id_text = as_rows("id_text", id_text, owner=self)
+        self.negative_text = as_rows("negative_text", negative_text, self.id_text.device, owner=self)
         self.logit_scale = float(logit_scale)
         if not 1 <= int(num_groups) <= self.negative_text.shape[0]:
             raise ValueError(f"num_groups must be in [1, {self.negative_text.shape[0]}] (the number of "
@@ -95,7 +96,7 @@ class NegLabel:
     @torch.no_grad()
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32 in (0, 1))."""
-        features = check_batch(image_features, self._text)
+        features = check_batch(image_features, self._text, owner=self)
         logits = (self.logit_scale * features) @ self._text.T
         num_classes = self.id_text.shape[0]
         score = grouped_id_share(logits, num_classes, self._group_columns)

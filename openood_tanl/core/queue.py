@@ -67,7 +67,7 @@ class ActivationQueue:
 
     def resync(self) -> None:
         """Recompute the running sum exactly (float64) from the rows held."""
-        self.column_sum = self.buffer[: self.count].sum(0, dtype=torch.float64)
+        torch.sum(self.buffer[: self.count], 0, dtype=torch.float64, out=self.column_sum)  # in place: same storage
         self._written_since_resync = 0
 
     def rows(self) -> torch.Tensor:

@@ -43,6 +43,10 @@ class TANL:
         score_memory_length: scores kept for the threshold search (hard-coded 20000 officially).
         seed: seeds the shuffle of the initial memories.
 
+    Every input is checked by the package's L2 policy (``openood_tanl.core.validation``): when a row's norm is
+    off 1 by more than 1e-3 (relative, whatever the dtype), the input is normalised, with one
+    ``NormalisationWarning`` per engine and input name; a zero row is a ValueError.
+
     The engine is ready after construction (``reset`` is called). ``step`` returns, for a batch of image
     embeddings, the ID prediction and the score (higher = more in-distribution) and then learns from the batch.
 
@@ -65,14 +69,15 @@ class TANL:
         score_memory_length: int = 20000,
         seed: int = 0,
     ):
-        self.id_text = as_rows("id_text", id_text)
-        device = self.id_text.device
-        self.corpus_text = as_rows("corpus_text", corpus_text, device)
-        self.noise_features = as_rows("noise_features", noise_features, device)
-        dims = {"id_text": self.id_text.shape[1], "corpus_text": self.corpus_text.shape[1],
-                "noise_features": self.noise_features.shape[1]}
-        if len(set(dims.values())) != 1:
+        given = {"id_text": id_text, "corpus_text": corpus_text, "noise_features": noise_features}
+        dims = {name: rows.shape[1] for name, rows in given.items()
+                if isinstance(rows, torch.Tensor) and rows.ndim == 2}
+        if len(dims) == 3 and len(set(dims.values())) != 1:  # named before any L2 check warns about the rows
             raise ValueError(f"embedding dimensions differ: {dims}; encode all three with the same model")
+        self.id_text = as_rows("id_text", id_text, owner=self)
+        device = self.id_text.device
+        self.corpus_text = as_rows("corpus_text", corpus_text, device, owner=self)
+        self.noise_features = as_rows("noise_features", noise_features, device, owner=self)
         for name, rows in (("id_text", self.id_text), ("corpus_text", self.corpus_text),
                            ("noise_features", self.noise_features)):
             if rows.shape[0] == 0:
@@ -93,6 +98,12 @@ class TANL:
         self._text = torch.cat([self.id_text, self.corpus_text])
         self._workspaces: dict[str, torch.Tensor] = {}
         self.reset()
+
+    def __getstate__(self) -> dict:
+        """Pickled without the scratch buffers (``_workspaces``: up to 2 x B x (C + N) floats), rebuilt on use."""
+        state = self.__dict__.copy()
+        state["_workspaces"] = {}
+        return state
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -129,7 +140,9 @@ class TANL:
         self.selected = self._select(self._ood_memory.mean() - self._id_memory.mean())
         pseudo_images = torch.cat([self.id_text, self.noise_features])
         initial_scores = self._score(self._logits(pseudo_images), self.selected)
-        self._score_memory = torch.empty(self.score_memory_length, dtype=torch.float32, device=self.device)
+        # zeros, not empty: the unused tail is then part of a deterministic initial state, bitwise the same after
+        # any stream
+        self._score_memory = torch.zeros(self.score_memory_length, dtype=torch.float32, device=self.device)
         self._score_count = 0
         self._score_head = 0
         self._remember_scores(initial_scores)
@@ -153,13 +166,13 @@ class TANL:
 
         Args:
             image_features: [B, D] L2-normalised image embeddings (any float dtype, any device: moved to the
-                engine's device and float32).
+                engine's device and float32; rows off unit norm are normalised, with one warning per engine).
 
         Returns:
             pred: [B] LongTensor, argmax over the ID classes.
             score: [B] float32, higher = more in-distribution (ID share of the softmax, in (0, 1)).
         """
-        features = check_batch(image_features, self._text)
+        features = check_batch(image_features, self._text, owner=self)
         logits = self._logits(features, out=self._workspace("logits", features.shape[0]))  # [B, C + N]
         pred = logits[:, : self.num_classes].argmax(dim=1)
 
@@ -175,8 +188,8 @@ class TANL:
         # One host sync: only the confident rows need their activations (one softmax for both sides).
         id_rows, ood_rows = confident_id.nonzero().squeeze(1), confident_ood.nonzero().squeeze(1)
         confident_rows = torch.cat([id_rows, ood_rows])
-        activations = self._activations(torch.index_select(
-            logits, 0, confident_rows, out=self._workspace("activations", confident_rows.numel())))
+        activations = self._activations(torch.index_select(logits, 0, confident_rows, out=self._workspace(
+            "activations", confident_rows.numel(), capacity=features.shape[0])))
         id_acts, ood_acts = activations[: id_rows.numel()], activations[id_rows.numel():]
         id_sum, ood_sum = id_acts.sum(0), ood_acts.sum(0)
         blended_id = self._blend(id_mean, id_sum, id_acts.shape[0])
@@ -199,11 +212,17 @@ class TANL:
         logits.div_(logits.sum(dim=1, keepdim=True))
         return logits[:, self.num_classes:]
 
-    def _workspace(self, name: str, rows: int) -> torch.Tensor:
-        """A reusable [rows, C + N] float32 buffer (large fresh allocations cost page faults on every step)."""
+    def _workspace(self, name: str, rows: int, capacity: int | None = None) -> torch.Tensor:
+        """A reusable [rows, C + N] float32 buffer (large fresh allocations cost page faults on every step).
+
+        One buffer per name (two names: the dict never grows). A buffer only grows, to ``capacity`` rows (at
+        least ``rows``) when it is too small, so for a steady batch size B it is allocated on the first step and
+        keeps its size for the rest of the stream: state memory is constant, whatever the data.
+        """
         buffer = self._workspaces.get(name)
         if buffer is None or buffer.shape[0] < rows:
-            buffer = torch.empty(max(rows, 1), self._text.shape[0], dtype=torch.float32, device=self.device)
+            rows_kept = max(rows, capacity or 0, 1)
+            buffer = torch.empty(rows_kept, self._text.shape[0], dtype=torch.float32, device=self.device)
             self._workspaces[name] = buffer
         return buffer[:rows]
 

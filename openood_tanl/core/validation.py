@@ -1,13 +1,72 @@
-"""Input checks shared by the engines: errors that name the problem and the fix."""
+"""Input checks shared by the engines: errors that name the problem and the fix.
+
+L2 normalisation policy (every engine: text banks, noise and test image embeddings all go through ``as_rows``)
+------------------------------------------------------------------------------------------------------------------
+The engines compute cosine similarities as plain dot products, so they take L2-normalised rows. ``as_rows``
+measures every row's L2 norm (in float32, after the upcast) and:
+
+* accepts the input unchanged when every norm is within ``NORM_TOLERANCE`` (1e-3, relative) of 1. Inputs
+  within tolerance are never touched, so their results are bitwise those of before this policy. The test looks
+  at the values only, never at the dtype, so a float16/bfloat16 input and its float32 upcast are treated alike
+  (same results). A unit row stored in float16 stays within 1e-3 (its rounding moves the norm by <= 4.9e-4); one
+  stored in bfloat16 may not (up to 3.9e-3) and is renormalised, with the warning: normalise after the upcast;
+* otherwise normalises the *whole* input exactly as ``F.normalize(x.float(), dim=-1)`` would (so the results
+  equal those of passing normalised rows) and warns with a ``NormalisationWarning`` that names the input, the
+  observed norm range and the fix ``pass F.normalize(x, dim=-1)``. The warning is given once per
+  (owner, input name): an engine warns once for its ``image_features`` however many batches follow;
+* refuses a zero row (norm 0: it has no direction) with a ValueError naming the input and the row.
+
+Cost: one pass over the [B, D] rows (the norms replace the former NaN/Inf pass: a non-finite value gives a
+non-finite norm) and one host read, the same single sync as before: the smallest and largest norm come back
+together in one ``.tolist()``. Only an input that is off (normalised: one more pass) or bad (the error path)
+does more.
+"""
 from __future__ import annotations
+
+import math
+import warnings
+import weakref
 
 import torch
 
-__all__ = ["as_rows", "check_batch", "check_int", "check_unit"]
+__all__ = ["as_rows", "check_batch", "check_int", "check_same_dim", "check_unit", "NormalisationWarning", "NORM_TOLERANCE"]
+
+#: Largest accepted ``|norm - 1|`` of a row (relative to 1), whatever the dtype.
+NORM_TOLERANCE = 1e-3
 
 
-def as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    """Check ``tensor`` is a finite 2-D floating matrix and return it in float32 on ``device``."""
+class NormalisationWarning(UserWarning):
+    """An input's rows were not L2-normalised; the engine normalised them (see ``openood_tanl.core.validation``)."""
+
+
+# (id(owner), input name) already warned about; entries leave when their owner is garbage-collected.
+_warned: set[tuple[int, str]] = set()
+
+
+def _warn_once(owner, name: str, message: str) -> None:
+    if owner is not None:
+        key = (id(owner), name)
+        if key in _warned:
+            return
+        try:
+            weakref.finalize(owner, _warned.discard, key)
+        except TypeError:  # an owner that takes no weak reference: warn every time rather than leak
+            pass
+        else:
+            _warned.add(key)
+    warnings.warn(message, NormalisationWarning, stacklevel=4)
+
+
+def _row_norms(tensor: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(tensor, dim=1)
+
+
+def as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None, *, owner=None) -> torch.Tensor:
+    """Check ``tensor`` is a finite 2-D floating matrix of L2-normalised rows; return it in float32 on ``device``.
+
+    Rows off unit norm are normalised with a warning (once per ``owner`` and ``name``; every call when ``owner``
+    is None); a zero row is refused. See the module docstring for the policy.
+    """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [rows, dim], got {type(tensor).__name__}")
     if tensor.ndim != 2:
@@ -15,20 +74,62 @@ def as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None)
     if not tensor.is_floating_point():
         raise TypeError(f"{name} must be floating point (float32/float16/bfloat16), got {tensor.dtype}")
     tensor = tensor.to(device=device, dtype=torch.float32)
+    if tensor.numel() == 0:
+        return tensor  # the callers name an empty input themselves
+    norms = _row_norms(tensor)
+    low, high = torch.stack(torch.aminmax(norms)).tolist()  # the one host sync (a NaN norm propagates)
+    if not (math.isfinite(low) and math.isfinite(high)) or low == 0.0:
+        return _unusual(name, tensor, owner)
+    if abs(low - 1.0) <= NORM_TOLERANCE and abs(high - 1.0) <= NORM_TOLERANCE:
+        return tensor
+    _warn_once(owner, name, _off_message(name, low, high))
+    return tensor / norms.unsqueeze(1)  # = F.normalize(tensor, dim=-1): the norms are positive
+
+
+def _off_message(name: str, low: float, high: float) -> str:
+    return (f"{name} rows are not L2-normalised (row norms in [{low:.6g}, {high:.6g}], accepted: 1 +- "
+            f"{NORM_TOLERANCE:g}); they were normalised for you. The engines compare rows by dot product: pass "
+            f"F.normalize(x, dim=-1) (torch.nn.functional; for float16/bfloat16 encoders, normalise after the "
+            f"upcast: F.normalize(x.float(), dim=-1)) to silence this warning")
+
+
+def _unusual(name: str, tensor: torch.Tensor, owner) -> torch.Tensor:
+    """Slow path for a non-finite or zero norm: NaN/Inf values, zero rows, or norms that over/underflow."""
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains NaN or Inf; check the encoder output (e.g. float16 overflow)")
-    return tensor
+    largest = tensor.abs().amax(dim=1, keepdim=True)  # [R, 1]
+    zero = (largest.squeeze(1) == 0).nonzero().squeeze(1)
+    if zero.numel():
+        rows = zero[:5].tolist()
+        raise ValueError(f"{name} has {zero.numel()} zero row(s) (e.g. row {rows[0]}: all {tensor.shape[1]} values "
+                         f"are 0), which have no direction to L2-normalise; drop them or check the encoder "
+                         f"output (rows {rows}{'...' if zero.numel() > 5 else ''})")
+    # Finite, non-zero rows whose squared norm over- or underflows float32: scale each row first.
+    scaled = tensor / largest
+    normalised = scaled / _row_norms(scaled).unsqueeze(1)
+    _warn_once(owner, name, _off_message(name, *_extreme_norms(tensor)))
+    return normalised
 
 
-def check_batch(image_features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """A non-empty [B, D] batch of finite image embeddings matching ``text`` [*, D], as float32 on its device."""
-    features = as_rows("image_features", image_features, text.device)
-    if features.shape[1] != text.shape[1]:
-        raise ValueError(f"image_features have dimension {features.shape[1]} but the text bank has "
-                         f"{text.shape[1]}; encode images and texts with the same model")
-    if features.shape[0] == 0:
-        raise ValueError("image_features is an empty batch; pass at least one row")
-    return features
+def _extreme_norms(tensor: torch.Tensor) -> tuple[float, float]:
+    norms = _row_norms(tensor.double())
+    return float(norms.min()), float(norms.max())
+
+
+def check_batch(image_features: torch.Tensor, text: torch.Tensor, *, owner=None) -> torch.Tensor:
+    """A non-empty [B, D] batch of finite, L2-normalised image embeddings matching ``text`` [*, D], as float32 on
+    its device.
+
+    Off-norm rows are normalised with a warning given once per ``owner`` (default: the ``text`` tensor, which
+    each engine owns), so a stream of unnormalised batches warns once, not once per batch.
+    """
+    if isinstance(image_features, torch.Tensor) and image_features.ndim == 2:
+        if image_features.shape[1] != text.shape[1]:
+            raise ValueError(f"image_features have dimension {image_features.shape[1]} but the text bank has "
+                             f"{text.shape[1]}; encode images and texts with the same model")
+        if image_features.shape[0] == 0:
+            raise ValueError("image_features is an empty batch; pass at least one row")
+    return as_rows("image_features", image_features, text.device, owner=text if owner is None else owner)
 
 
 def check_int(name: str, value, low: int, high: int | None = None, hint: str = "") -> int:
@@ -46,3 +147,11 @@ def check_unit(name: str, value) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return value
+
+
+def check_same_dim(id_text, negative_text) -> None:
+    """Text banks of one model share their embedding dimension (checked before any other check)."""
+    if (isinstance(id_text, torch.Tensor) and isinstance(negative_text, torch.Tensor) and id_text.ndim == 2
+            and negative_text.ndim == 2 and id_text.shape[1] != negative_text.shape[1]):
+        raise ValueError(f"embedding dimensions differ: id_text {id_text.shape[1]}, negative_text "
+                         f"{negative_text.shape[1]}; encode both with the same model")

@@ -1,6 +1,7 @@
 """Comparing methods: run several postprocessors on cached embeddings, leaderboard tables, label-count sweeps."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -21,16 +22,17 @@ LEADERBOARD_COLUMNS = (("nearood", "AUROC"), ("farood", "AUROC"), ("nearood", "F
 
 
 def compare_methods(postprocessors: Mapping[str, Any], bank, benchmark: FeatureBenchmark, *, protocol: str = "mixed",
-                    seeds: Iterable[int] = (0,), batch_size: int = 256) -> pd.DataFrame:
+                    seeds: Iterable[int] = (0,), batch_size: int = 256, workers: int = 1) -> pd.DataFrame:
     """Every method on one benchmark: long table (method, benchmark, dataset, group, metrics [, *_std]).
 
     ``postprocessors`` maps a display name to an openood_tanl postprocessor; its engine is built from ``bank``
-    (a ``TextBank`` or a network) and replayed under ``protocol`` for each seed.
+    (a ``TextBank`` or a network) and replayed under ``protocol`` for each seed (``workers`` processes run
+    independent streams in parallel, with the same results).
     """
     frames = []
     for method, postprocessor in postprocessors.items():
-        summary, _ = evaluate(lambda: postprocessor.engine_for(bank), benchmark, protocol, seeds=list(seeds),
-                              batch_size=batch_size)
+        summary, _ = evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, protocol,
+                              seeds=list(seeds), batch_size=batch_size, workers=workers)
         frames.append(summary.reset_index().assign(method=method, benchmark=benchmark.name))
     table = pd.concat(frames, ignore_index=True)
     first = ["method", "benchmark", "dataset", "group"]
@@ -80,7 +82,8 @@ def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
 
 
 def sweep(make_postprocessor, argument: str, values: Sequence[Any], bank, benchmark: FeatureBenchmark, *,
-          protocol: str = "mixed", seeds: Iterable[int] = (0,), batch_size: int = 256) -> pd.DataFrame:
+          protocol: str = "mixed", seeds: Iterable[int] = (0,), batch_size: int = 256,
+          workers: int = 1) -> pd.DataFrame:
     """One method over values of one argument: a row per value with near/far/all-OOD mean AUROC and FPR@95.
 
     ``make_postprocessor(**{argument: value})`` builds the postprocessor; embeddings are replayed, never
@@ -89,8 +92,8 @@ def sweep(make_postprocessor, argument: str, values: Sequence[Any], bank, benchm
     rows = []
     for value in values:
         postprocessor = make_postprocessor(**{argument: value})
-        summary, _ = evaluate(lambda: postprocessor.engine_for(bank), benchmark, protocol, seeds=list(seeds),
-                              batch_size=batch_size)
+        summary, _ = evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, protocol,
+                              seeds=list(seeds), batch_size=batch_size, workers=workers)
         means = is_group_mean(summary)
         datasets = summary[~means]
         row = {argument: value, "AUROC": datasets["AUROC"].mean(), "FPR@95": datasets["FPR@95"].mean(),

@@ -36,6 +36,8 @@ this module still imports, its helpers work, and asking for a class raises an ``
 """
 from __future__ import annotations
 
+import functools
+
 import itertools
 import math
 import os
@@ -135,7 +137,7 @@ def replay(postprocessor, net, benchmark: FeatureBenchmark, *, protocol: str = "
     """Run ``evaluate`` with the postprocessor's engine for ``net``'s text bank; returns (summary, per_seed)."""
     postprocessor = require_engine_postprocessor(postprocessor)
     bank = TextBank.of(net)
-    return evaluate(lambda: postprocessor.engine_for(bank), benchmark, check_protocol(protocol),
+    return evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, check_protocol(protocol),
                     seeds=check_seeds(seeds), batch_size=int(batch_size), order=order)
 
 
