@@ -215,3 +215,31 @@ ood:
     assert counting.calls == 3 + 2  # ID (6 images) and the OOD list once: the same list reuses the cache
     torch.testing.assert_close(features.ood_groups["far"][1].features,
                                extract(net, preprocess, images, tmp_path / "cache2", key).features[6:])
+
+
+class _Bomb:
+    """Unpickling this would create a marker file: the cache must never unpickle anything."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickle_bomb_shard_is_refused_and_recomputed(built, images, tmp_path):
+    import hashlib
+
+    net, preprocess, key = built
+    clean = extract(net, preprocess, images, tmp_path, key)
+    folder = feature_cache_folder(tmp_path, images, key, preprocess, SHARD)
+    marker = tmp_path / "bomb-went-off"
+    shard, sidecar = folder / "shard-00000.npy", folder / "shard-00000.json"
+    np.save(shard, np.array([_Bomb(marker)], dtype=object), allow_pickle=True)
+    meta = json.loads(sidecar.read_text())
+    meta["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()  # a forged sidecar that matches the bomb
+    sidecar.write_text(json.dumps(meta))
+    with pytest.warns(RuntimeWarning, match="shard-00000"):
+        again = extract(net, preprocess, images, tmp_path, key)
+    assert not marker.exists()
+    assert torch.equal(again.features, clean.features)
