@@ -166,18 +166,6 @@ def no_cuda(monkeypatch):
     monkeypatch.setattr(torch.nn.Module, "cuda", refuse)
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    import openood.evaluation_api.datasets as datasets
-    import openood.evaluation_api.postprocessor as api_postprocessor
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"OpenOOD tried to download: {args} {kwargs}")
-
-    monkeypatch.setattr(api_postprocessor.urllib.request, "urlretrieve", refuse)
-    monkeypatch.setattr(datasets.gdown, "download", refuse)
-
-
 def _evaluator(data_root, net=None, postprocessor=None, **kwargs):
     net = CountingCLIP() if net is None else net
     postprocessor = openood_tanl.TANLPostprocessor(**TANL_ARGS) if postprocessor is None else postprocessor

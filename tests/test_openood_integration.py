@@ -13,19 +13,6 @@ pytestmark = pytest.mark.skipif(not openood_tanl.OPENOOD_AVAILABLE,
 
 
 @pytest.fixture
-def offline(monkeypatch):
-    """Fail loudly if OpenOOD reaches for the network (config or data download)."""
-    import openood.evaluation_api.datasets as datasets
-    import openood.evaluation_api.postprocessor as api_postprocessor
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"OpenOOD tried to download: {args} {kwargs}")
-
-    monkeypatch.setattr(api_postprocessor.urllib.request, "urlretrieve", refuse)
-    monkeypatch.setattr(datasets.gdown, "download", refuse)
-
-
-@pytest.fixture
 def cuda_calls_on_cpu(monkeypatch):
     """OpenOOD's Evaluator.eval_acc hard-codes .cuda(); on a machine without CUDA make it a no-op."""
     if not torch.cuda.is_available():
