@@ -23,13 +23,20 @@ def prefix_lengths(num_negatives: int, score_step: int) -> list[int]:
     return [min(n, num_negatives) for n in range(score_step, num_negatives + score_step, score_step)]
 
 
-def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tensor, score_step: int) -> torch.Tensor:
+def id_logsumexp(id_logits: torch.Tensor) -> torch.Tensor:
+    """[B, C] ID logits -> [B, 1] float64 log-sum-exp, the ID part of every softmax share."""
+    return torch.logsumexp(id_logits.double(), dim=1, keepdim=True)
+
+
+def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tensor, score_step: int, *,
+                           id_lse: torch.Tensor | None = None) -> torch.Tensor:
     """Mean ID share of the softmax over [ID | first n ranked negatives], over the prefix lengths n.
 
     Args:
         id_logits: [B, C] scaled logits against the ID class texts.
         negative_logits: [B, M] scaled logits against the selected negatives, strongest first.
         score_step: prefix step k (official ``gamma``); 0 scores once with all M negatives.
+        id_lse: [B, 1] float64 ``logsumexp(id_logits)`` when the caller already has it (one batch, two scores).
 
     Returns:
         [B] float64 scores in (0, 1); higher = more in-distribution.
@@ -37,7 +44,8 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
     The ID share of a softmax is ``sigmoid(LSE(id) - LSE(neg[:n]))``; every prefix sum comes from one cumulative
     sum of ``exp`` (shifted by the row maximum, in float64), not from a loop of softmaxes.
     """
-    id_lse = torch.logsumexp(id_logits.double(), dim=1, keepdim=True)  # [B, 1]
+    if id_lse is None:
+        id_lse = id_logsumexp(id_logits)
     negatives = negative_logits.double()
     shift = negatives.amax(dim=1, keepdim=True)
     lengths = prefix_lengths(negatives.shape[1], score_step)
@@ -61,7 +69,7 @@ def grouped_id_share(logits: torch.Tensor, num_classes: int, group_columns: torc
         [B] float64, higher = more in-distribution. Each share is ``sigmoid(LSE(ID) - LSE(group))``, all groups
         at once.
     """
-    id_lse = torch.logsumexp(logits[:, :num_classes].double(), dim=1, keepdim=True)  # [B, 1]
+    id_lse = id_logsumexp(logits[:, :num_classes])  # [B, 1]
     grouped = logits.index_select(1, group_columns.flatten()).view(logits.shape[0], *group_columns.shape)
     return torch.sigmoid(id_lse - torch.logsumexp(grouped.double(), dim=2)).mean(dim=1)
 

@@ -10,7 +10,7 @@ import math
 import torch
 
 from .queue import ActivationQueue
-from .scoring import activation_aware_score, otsu_threshold
+from .scoring import activation_aware_score, id_logsumexp, otsu_threshold
 from .validation import as_rows, check_batch, check_int, check_unit
 
 __all__ = ["TANL", "OFFICIAL_NAMES"]
@@ -177,7 +177,8 @@ class TANL:
         pred = logits[:, : self.num_classes].argmax(dim=1)
 
         id_mean, ood_mean = self._id_memory.mean(), self._ood_memory.mean()
-        memory_score = self._score(logits, self._select(ood_mean - id_mean))
+        id_lse = id_logsumexp(logits[:, : self.num_classes])  # shared by both scores of this batch
+        memory_score = self._score(logits, self._select(ood_mean - id_mean), id_lse)
         self._remember_scores(memory_score)
         self._threshold = threshold = otsu_threshold(self._score_memory[: self._score_count])
         upper = threshold.double() + self.gap * (1 - threshold.double())
@@ -195,7 +196,7 @@ class TANL:
         blended_id = self._blend(id_mean, id_sum, id_acts.shape[0])
         blended_ood = self._blend(ood_mean, ood_sum, ood_acts.shape[0])
         self.selected = self._select(blended_ood - blended_id)
-        score = self._score(logits, self.selected)
+        score = self._score(logits, self.selected, id_lse)
 
         self._id_memory.push(id_acts, id_sum)
         self._ood_memory.push(ood_acts, ood_sum)
@@ -230,11 +231,11 @@ class TANL:
         """Top-M corpus indices of ``preference`` [N], strongest first."""
         return torch.topk(preference, self.num_negatives, sorted=True).indices
 
-    def _score(self, logits: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    def _score(self, logits: torch.Tensor, selected: torch.Tensor, id_lse: torch.Tensor | None = None) -> torch.Tensor:
         """Activation-aware score [R] (float32) of [R, C + N] logits under the ranked negatives ``selected``."""
         id_logits = logits[:, : self.num_classes]
         negative_logits = logits.index_select(1, selected + self.num_classes)  # gather from the full matrix
-        return activation_aware_score(id_logits, negative_logits, self.score_step).float()
+        return activation_aware_score(id_logits, negative_logits, self.score_step, id_lse=id_lse).float()
 
     def _blend(self, memory_mean: torch.Tensor, batch_sum: torch.Tensor, batch_count: int) -> torch.Tensor:
         """alpha * memory mean + (1 - alpha) * batch mean; the memory mean alone when the batch has no rows."""
