@@ -5,17 +5,18 @@ them to OpenOOD's ``BasePostprocessor``; ``networks`` builds the open_clip netwo
 ``corpus`` and ``classnames`` ship the word lists; ``registry`` makes the names selectable inside OpenOOD (done on
 import when OpenOOD is installed).
 """
+__version__ = "0.2.0"
+
 from .classnames import class_names
 from .core import TANL
-from .corpus import Corpus, build_corpus, read_word_list, wordnet_words
+from .corpus import Corpus, build_corpus, load_corpus, read_word_list, wordnet_words
 from .postprocessors import OPENOOD_AVAILABLE, TANLPostprocessor
 from .protocol import CLIPNetwork
 from .registry import NETWORKS, POSTPROCESSORS, config_root, get_postprocessor, register
 
 __all__ = ["TANL", "TANLPostprocessor", "CLIPNetwork", "POSTPROCESSORS", "NETWORKS", "config_root",
            "get_postprocessor", "register", "create_network", "wordnet_words", "class_names", "Corpus",
-           "build_corpus", "read_word_list", "OPENOOD_AVAILABLE"]
-__version__ = "0.1.0"
+           "build_corpus", "load_corpus", "read_word_list", "OPENOOD_AVAILABLE"]
 
 
 def create_network(*args, **kwargs):

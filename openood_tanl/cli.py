@@ -6,6 +6,11 @@ Commands (``openood-tanl <command> --help`` for each):
   eval         one method on a benchmark under a test-time protocol; prints the table, writes CSV
   leaderboard  several methods x benchmarks x seeds -> leaderboard.csv and leaderboard.md (best in bold)
   sweep        methods over values of one argument (label counts by default) -> sweep.csv and sweep.png
+  reproduce    the paper's setting on four-ood or imagenet; paper's numbers vs ours, per dataset
+
+Every result file comes with ``<stem>.run.json`` (what produced it: versions, methods and hyperparameters, backbone,
+weights, class names, corpus and its SHA-256, prompts, protocol, seeds, batch size, FPR@95 conventions) and every
+CSV with a ``config_id`` column naming that configuration.
 
 Real benchmarks: OpenOOD v1.5 names (imagenet, imagenet200, cifar10, cifar100; needs OpenOOD and its data under
 --data-root), four-ood (image folders under --data-root), or a YAML spec of image lists/folders. Images are
@@ -23,10 +28,14 @@ import pandas as pd
 import torch
 import yaml
 
+from .corpus import CORPUS_RULES
 from .evaluation.leaderboard import (compare_methods, leaderboard_table, markdown_table, plot_sweep, sweep)
 from .evaluation.protocols import PROTOCOLS, FeatureBenchmark, FeatureSet, evaluate
+from .evaluation.reproduce import (EXPECTED_SPREAD, PAPER_SETTING, REPRODUCIBLE_BENCHMARKS, compare_with_paper,
+                                   setting_differences)
 from .postprocessors.config import load_yaml
 from .protocol import TextBank
+from .provenance import FPR_CONVENTIONS, run_record, write_run_record
 from .registry import POSTPROCESSORS
 from .synthetic import make_bank, make_stream
 
@@ -61,6 +70,11 @@ def build_postprocessor(method: str, overrides: dict[str, Any] | None = None):
     return POSTPROCESSORS[method](None, **overrides)
 
 
+def method_label(method: str) -> str:
+    """How tables name a method: its registry name, or a YAML's file name without extension."""
+    return Path(method).stem if method.endswith((".yml", ".yaml")) else method
+
+
 # ---------------------------------------------------------------------------------------------- data
 def _id_classes(args) -> Any:
     if args.id_classes:
@@ -86,7 +100,8 @@ def load_features(args) -> tuple[TextBank, FeatureBenchmark]:
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
         net, preprocess = create_network(args.model, args.pretrained, _id_classes(args), args.corpus,
-                                         distributed.device_for(args.device), cache_dir, templates=args.templates,
+                                         distributed.device_for(args.device), cache_dir,
+                                         corpus_rules=args.corpus_rules, templates=args.templates,
                                          precision=args.precision, quick_gelu=args.quick_gelu,
                                          model_config=args.model_config)
     images = load_benchmark(args.benchmark, args.data_root)
@@ -106,7 +121,9 @@ def synthetic_benchmark(seed: int = 0, num_classes: int = 100, corpus_size: int 
     benchmark = FeatureBenchmark("synthetic", FeatureSet("synthetic-id", id_features, id_labels), {
         "near": [FeatureSet("synthetic-near", near, minus_one)],
         "far": [FeatureSet("synthetic-far", far, minus_one)]})
-    return TextBank(bank.id_text, bank.corpus_text, bank.noise_features, 100.0), benchmark
+    provenance = {"synthetic": {"seed": seed, "classes": num_classes, "corpus_words": corpus_size, "dim": dim,
+                                "id_images": num_id, "ood_images_per_set": num_ood}}
+    return TextBank(bank.id_text, bank.corpus_text, bank.noise_features, 100.0, provenance=provenance), benchmark
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -115,10 +132,45 @@ def _show(table: pd.DataFrame) -> None:
         print(table)
 
 
-def _write(table: pd.DataFrame, path: Path, **kwargs) -> None:
+def _write(table: pd.DataFrame, path: Path, record: dict, **kwargs) -> Path:
+    """A CSV with a ``config_id`` column naming the run record it belongs to."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, float_format="%.4f", **kwargs)
+    table.assign(config_id=record["config_id"]).to_csv(path, float_format="%.4f", **kwargs)
     print(f"wrote {path}")
+    return path
+
+
+def _write_markdown(text: str, path: Path, record: dict) -> Path:
+    path.write_text(text + f"\n{provenance_line(record)}\n")
+    print(f"wrote {path}")
+    return path
+
+
+def _write_record(out: Path, stem: str, record: dict, files: list[Path]) -> None:
+    path = write_run_record(out / f"{stem}.run.json", record, files)
+    print(f"wrote {path}: what produced {', '.join(f.name for f in files)} (config {record['config_id']})")
+
+
+def provenance_line(record: dict) -> str:
+    """One line naming a run's configuration, for markdown tables."""
+    banks = []
+    for name, entry in record["benchmarks"].items():
+        bank = entry["text_bank"]
+        if "synthetic" in bank:
+            banks.append(f"{name}: synthetic embeddings (seed {bank['synthetic']['seed']})")
+        elif bank.get("corpus"):
+            corpus = bank["corpus"]
+            weights = bank.get("pretrained", {})
+            banks.append(f"{name}: {bank.get('backbone')} ({weights.get('tag') or weights.get('file')}, "
+                         f"{bank.get('precision')}), classes {bank['class_names']['set']}, corpus "
+                         f"{corpus['source']} ({corpus['rules']} rules, {corpus['words']} words, sha256 "
+                         f"{corpus['sha256'][:12]})")
+        else:
+            banks.append(f"{name}: {bank}")
+    protocol = record["protocol"]
+    return (f"config {record['config_id']}: {'; '.join(banks)}; {protocol['name']} protocol, seeds "
+            f"{' '.join(map(str, protocol['seeds']))}, batch {protocol['batch_size']}. FPR@95 is OpenOOD's (OOD "
+            "positive), FPR@95(ID+) the CLIP-OOD papers' (ID positive). Details in the .run.json beside this file.")
 
 
 def _conventions() -> None:
@@ -126,17 +178,29 @@ def _conventions() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- commands
+def run_methods(methods: list[str], data: list[tuple[TextBank, FeatureBenchmark]], *, protocol: str,
+                seeds: list[int], batch_size: int, workers: int = 1) -> tuple[pd.DataFrame, dict]:
+    """Every method on every benchmark: ``compare_methods``' long table and the run record."""
+    postprocessors = {method_label(m): build_postprocessor(m) for m in methods}
+    if len(postprocessors) != len(methods):
+        raise SystemExit(f"--methods names a method twice ({' '.join(methods)}); a YAML counts by its file name")
+    results = pd.concat([compare_methods(postprocessors, bank, benchmark, protocol=protocol, seeds=seeds,
+                                         batch_size=batch_size, workers=workers)
+                         for bank, benchmark in data], ignore_index=True)
+    record = run_record(methods=postprocessors, text_banks={benchmark.name: bank for bank, benchmark in data},
+                        protocol=protocol, seeds=seeds, batch_size=batch_size)
+    return results, record
+
+
 def run_leaderboard(methods: list[str], data: list[tuple[TextBank, FeatureBenchmark]], out: Path, *,
                     protocol: str, seeds: list[int], batch_size: int, workers: int = 1) -> pd.DataFrame:
-    results = pd.concat([compare_methods({m: build_postprocessor(m) for m in methods}, bank, benchmark,
-                                         protocol=protocol, seeds=seeds, batch_size=batch_size, workers=workers)
-                         for bank, benchmark in data], ignore_index=True)
+    results, record = run_methods(methods, data, protocol=protocol, seeds=seeds, batch_size=batch_size,
+                                  workers=workers)
     board = leaderboard_table(results)
     _show(board)
-    _write(results, out / "results.csv", index=False)
-    _write(board, out / "leaderboard.csv")
-    (out / "leaderboard.md").write_text(markdown_table(board))
-    print(f"wrote {out / 'leaderboard.md'}")
+    files = [_write(results, out / "results.csv", record, index=False), _write(board, out / "leaderboard.csv", record),
+             _write_markdown(markdown_table(board), out / "leaderboard.md", record)]
+    _write_record(out, "leaderboard", record, files)
     return board
 
 
@@ -146,11 +210,17 @@ def run_sweep(methods: list[str], argument: str, values: list[Any], bank, benchm
     for method in methods:
         curves[method] = sweep(lambda **kw: build_postprocessor(method, kw), argument, values, bank, benchmark,
                                protocol=protocol, seeds=seeds, batch_size=batch_size, workers=workers)
+    curves = {method_label(m): curve for m, curve in curves.items()}
     table = pd.concat([c.assign(method=m) for m, c in curves.items()], ignore_index=True)
     _show(table.set_index(["method", argument]))
-    _write(table, out / "sweep.csv", index=False)
-    plot = plot_sweep(curves, argument, out / "sweep.png", title=f"{benchmark.name}: {protocol} protocol")
-    print(f"wrote {plot}")
+    record = run_record(methods={method_label(m): build_postprocessor(m) for m in methods},
+                        text_banks={benchmark.name: bank},
+                        protocol=protocol, seeds=seeds, batch_size=batch_size,
+                        sweep={"argument": argument, "values": list(values)})
+    files = [_write(table, out / "sweep.csv", record, index=False),
+             plot_sweep(curves, argument, out / "sweep.png", title=f"{benchmark.name}: {protocol} protocol")]
+    print(f"wrote {files[-1]}")
+    _write_record(out, "sweep", record, files)
     return curves
 
 
@@ -187,9 +257,12 @@ def cmd_eval(args) -> None:
                                  workers=args.stream_workers)
     _show(summary)
     _conventions()
-    stem = f"{Path(args.method).stem}-{Path(args.benchmark).stem}-{args.protocol}"
-    _write(summary, args.out / f"{stem}.csv")
-    _write(per_seed, args.out / f"{stem}-per-seed.csv", index=False)
+    record = run_record(methods={method_label(args.method): postprocessor}, text_banks={benchmark.name: bank},
+                        protocol=args.protocol, seeds=args.seeds, batch_size=args.batch_size, order=args.order)
+    stem = f"{method_label(args.method)}-{Path(args.benchmark).stem}-{args.protocol}"
+    files = [_write(summary, args.out / f"{stem}.csv", record),
+             _write(per_seed, args.out / f"{stem}-per-seed.csv", record, index=False)]
+    _write_record(args.out, stem, record, files)
 
 
 def cmd_leaderboard(args) -> None:
@@ -200,6 +273,33 @@ def cmd_leaderboard(args) -> None:
     run_leaderboard(args.methods, data, args.out, protocol=args.protocol, seeds=args.seeds,
                     batch_size=args.batch_size, workers=args.stream_workers)
     _conventions()
+
+
+def cmd_reproduce(args) -> None:
+    bank, benchmark = load_features(args)
+    print(f"openood-tanl reproduce: {', '.join(args.methods)} on {benchmark.name}, {args.protocol} protocol, seeds "
+          f"{' '.join(map(str, args.seeds))}, batch {args.batch_size} (tanl = the paper's preset, tanl.yml)")
+    results, record = run_methods(args.methods, [(bank, benchmark)], protocol=args.protocol, seeds=args.seeds,
+                                  batch_size=args.batch_size, workers=args.stream_workers)
+    paper = "four-ood" if benchmark.name in ("four-ood", "imagenet-four-ood") else benchmark.name
+    table = compare_with_paper(results, paper)
+    setting = {"model": args.model, "pretrained": args.pretrained, "precision": args.precision,
+               "templates": args.templates, "protocol": args.protocol, "seeds": args.seeds,
+               "batch_size": args.batch_size}
+    differences = setting_differences(setting, bank.provenance.get("corpus"))
+    record = {**record, "reproduce": {"paper_benchmark": paper, "differences_from_paper": differences}}
+    _show(table.set_index(["method", "dataset"]))
+    print("Each FPR@95 is compared in the convention its paper printed it in (column 'convention'): "
+          + "; ".join(f"{name}: {text}" for name, text in FPR_CONVENTIONS.items()) + ".")
+    print(f"Differences are ours - paper; {EXPECTED_SPREAD}.")
+    if differences:
+        print("This run differs from the paper's setting: " + "; ".join(differences) + ".")
+    files = [_write(table, args.out / "reproduce.csv", record, index=False),
+             _write(results, args.out / "reproduce-results.csv", record, index=False),
+             _write_markdown(markdown_table(table.set_index(["method", "dataset"]), bold=False)
+                             + ("\nDiffers from the paper's setting: " + "; ".join(differences) + ".\n"
+                                if differences else ""), args.out / "reproduce.md", record)]
+    _write_record(args.out, "reproduce", record, files)
 
 
 def cmd_sweep(args) -> None:
@@ -217,8 +317,14 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="open_clip pretrained tag or local checkpoint path (default: %(default)s)")
     group.add_argument("--model-config", default=None, help="open_clip model-config JSON for a custom architecture")
     group.add_argument("--id-classes", default=None,
-                       help="imagenet | imagenet200 | cifar10 | cifar100 | class-name file (default: from --benchmark)")
-    group.add_argument("--corpus", default="wordnet", help="wordnet | word-list file | folder with nouns.txt/adjectives.txt")
+                       help="imagenet | imagenet-disambiguated | imagenet200 | cifar10 | cifar100 | class-name file "
+                            "(default: from --benchmark)")
+    group.add_argument("--corpus", default="wordnet",
+                       help="wordnet | wordnet-all-lemmas | a folder of adj*.txt/noun*.txt word lists (NegLabel's "
+                            "txtfiles/ gives the official corpus) | a word-list file (default: %(default)s)")
+    group.add_argument("--corpus-rules", default="official", choices=CORPUS_RULES,
+                       help="official: exact de-duplication and the official file reading; clean: case-insensitive, "
+                            "stripped lines (default: %(default)s)")
     group.add_argument("--templates", default="official", choices=("official", "openai-ensemble"))
     group.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="fp16 needs CUDA")
     group.add_argument("--quick-gelu", default=None, action=argparse.BooleanOptionalAction,
@@ -282,6 +388,17 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(sweeping)
     _protocol_arguments(sweeping)
     sweeping.set_defaults(run=cmd_sweep)
+
+    reproducing = commands.add_parser("reproduce", help="the paper's setting; paper's numbers vs ours per dataset")
+    reproducing.add_argument("--benchmark", required=True, choices=REPRODUCIBLE_BENCHMARKS,
+                             help="four-ood (ImageNet val vs iNaturalist, SUN, Places, Textures folders) or imagenet "
+                                  "(OpenOOD v1.5; needs OpenOOD and its data)")
+    reproducing.add_argument("--methods", nargs="+", default=list(PAPER_SETTING["methods"]),
+                             help="methods to run (default: %(default)s; tanl is the paper's preset)")
+    _model_arguments(reproducing)
+    _protocol_arguments(reproducing)
+    reproducing.set_defaults(run=cmd_reproduce, seeds=list(PAPER_SETTING["seeds"]),
+                             out=Path("openood-tanl-reproduce"))
     return parser
 
 

@@ -17,22 +17,31 @@ from pathlib import Path
 from .postprocessors.base import OPENOOD_AVAILABLE
 from .postprocessors.config import CONFIG_ROOT, packaged_config_path
 from .postprocessors.baselines import AdaNegPostprocessor, MCMPostprocessor, NegLabelPostprocessor
-from .postprocessors.tanl import TANLPostprocessor
+from .postprocessors.tanl import TANLOfficialPostprocessor, TANLPostprocessor
 
-__all__ = ["POSTPROCESSORS", "NETWORKS", "register", "config_root", "get_postprocessor", "network_from_config"]
+__all__ = ["POSTPROCESSORS", "NETWORKS", "register", "config_root", "get_postprocessor", "network_from_config",
+           "built_by_pipeline"]
 
-#: Registry name -> postprocessor class.
-POSTPROCESSORS = {"tanl": TANLPostprocessor, "mcm": MCMPostprocessor, "neglabel": NegLabelPostprocessor,
-                  "adaneg": AdaNegPostprocessor}
+#: Registry name -> postprocessor class (``tanl`` is the paper's setting, ``tanl_official`` the authors' script's).
+POSTPROCESSORS = {"tanl": TANLPostprocessor, "tanl_official": TANLOfficialPostprocessor, "mcm": MCMPostprocessor,
+                  "neglabel": NegLabelPostprocessor, "adaneg": AdaNegPostprocessor}
 
 #: OpenOOD ``network.name`` values we build (configs/networks/<name>.yml).
 NETWORKS = ("clip_tanl",)
 
 #: ``network:`` keys of ours -> ``create_network`` arguments (OpenOOD's own keys, e.g. num_gpus, are ignored).
-NETWORK_KEYS = ("model", "weights", "id_classes", "corpus", "cache_dir", "templates", "precision", "quick_gelu",
-                "noise_seed", "normalize_noise", "batch_size", "model_config")
+NETWORK_KEYS = ("model", "weights", "id_classes", "corpus", "corpus_rules", "cache_dir", "templates", "precision",
+                "quick_gelu", "noise_seed", "normalize_noise", "batch_size", "model_config")
 
 _WRAPPER_FLAG = "_openood_tanl_wrapper"
+
+# The network and postprocessor of ours that OpenOOD's pipeline built last in this process (for the run record).
+_BUILT: dict = {}
+
+
+def built_by_pipeline() -> dict:
+    """``{'network': ..., 'postprocessor': ...}``: ours that OpenOOD's ``main.py`` pipeline built in this process."""
+    return dict(_BUILT)
 
 
 def config_root() -> str:
@@ -74,9 +83,9 @@ def network_from_config(network_config):
     """Build our CLIP network from an OpenOOD ``network:`` section (see configs/networks/clip_tanl.yml).
 
     Keys: ``model`` (open_clip name), ``weights`` (pretrained tag or checkpoint path; OpenOOD's own ``pretrained``
-    and ``checkpoint`` keys are ignored), ``id_classes``, ``corpus``, ``cache_dir``, ``templates``, ``precision``,
-    ``quick_gelu``, ``noise_seed``, ``normalize_noise``, ``batch_size``, ``model_config``, and ``device`` (default: CUDA when
-    ``num_gpus`` > 0 and available, else CPU).
+    and ``checkpoint`` keys are ignored), ``id_classes``, ``corpus``, ``corpus_rules``, ``cache_dir``, ``templates``,
+    ``precision``, ``quick_gelu``, ``noise_seed``, ``normalize_noise``, ``batch_size``, ``model_config``, and
+    ``device`` (default: CUDA when ``num_gpus`` > 0 and available, else CPU).
     """
     import torch
 
@@ -131,7 +140,8 @@ def _evaluation_api_lookup(original):
 def _network_lookup(original):
     def get_network(network_config):
         if network_config.name in NETWORKS:
-            return network_from_config(network_config)
+            _BUILT["network"] = network_from_config(network_config)
+            return _BUILT["network"]
         return original(network_config)
 
     return get_network
@@ -141,7 +151,8 @@ def _pipeline_lookup(original):
     def get_postprocessor(config):
         name = config.postprocessor.name
         if name in POSTPROCESSORS:
-            return POSTPROCESSORS[name](config)
+            _BUILT["postprocessor"] = POSTPROCESSORS[name](config)
+            return _BUILT["postprocessor"]
         return original(config)
 
     return get_postprocessor

@@ -60,8 +60,6 @@ CASES = {
                           "is empty", "one entry per line"),
     "duplicate words": (lambda tmp: read_word_list(write(tmp / "dup.txt", "cat\ndog\ncat\n")), ValueError,
                         "'cat' on line 3", "Remove the repeated lines"),
-    "duplicate class names": (lambda tmp: class_names(["Tabby cat", "tabby_cat"]), ValueError,
-                              "duplicate class name", "Make every class name distinct"),
     "empty class name": (lambda tmp: class_names(["cat", " "]), ValueError, "is empty", "give the class a name"),
     # benchmarks and images
     "unknown benchmark": (lambda tmp: load_benchmark("imagenet-21k", tmp), ValueError, "unknown benchmark",

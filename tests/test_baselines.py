@@ -37,11 +37,37 @@ def test_neglabel_score_falls_when_an_image_matches_a_negative_label(bank):
     assert scores[1] < scores[0] - 0.1
 
 
+def official_neglabel_score(logits: torch.Tensor, num_classes: int, num_groups: int) -> torch.Tensor:
+    """The official grouped score written out literally: drop the last M % G negative columns, then permute the
+    rest with the global RNG seeded 0, cut into G groups, one softmax per group (float32, as the official code)."""
+    pos, neg = logits[:, :num_classes], logits[:, num_classes:]
+    drop = neg.shape[1] % num_groups
+    if drop > 0:
+        neg = neg[:, :-drop]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        idx = torch.randperm(neg.shape[1])
+    neg = neg.T[idx].T.reshape(pos.shape[0], num_groups, -1)
+    scores = [torch.cat([pos, neg[:, i, :]], dim=-1).softmax(dim=-1)[:, :num_classes].sum(dim=-1)
+              for i in range(num_groups)]
+    return torch.stack(scores, dim=-1).mean(dim=-1)
+
+
+@pytest.mark.parametrize("num_negatives, num_groups", [(103, 4), (1000, 7), (999, 100), (500, 100)])
+def test_neglabel_equals_the_official_score_when_m_is_not_a_multiple_of_the_groups(bank, num_negatives, num_groups):
+    features, _, _ = make_stream(bank, 40, 24, seed=2)
+    negatives = bank.corpus_text[:num_negatives]
+    engine = NegLabel(bank.id_text, negatives, 100.0, num_groups=num_groups, seed=0)
+    logits = 100.0 * features @ torch.cat([bank.id_text, negatives]).T
+    expected = official_neglabel_score(logits, bank.id_text.shape[0], num_groups)
+    torch.testing.assert_close(engine.step(features)[1], expected, rtol=0, atol=2e-6)
+
+
 def test_neglabel_grouping_by_hand(bank):
     features, _, _ = make_stream(bank, 8, 4, seed=0)
     negatives = bank.corpus_text[:103]  # 103 = 4 groups of 25 + 3 dropped
     engine = NegLabel(bank.id_text, negatives, 100.0, num_groups=4, seed=5)
-    order = torch.randperm(103, generator=torch.Generator().manual_seed(5))[:100].view(4, 25)
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(5)).view(4, 25)  # the last 3 dropped first
     logits_id = 100.0 * features @ bank.id_text.T
     expected = torch.stack([torch.softmax(torch.cat([logits_id, 100.0 * features @ negatives[g].T], 1).double(),
                                           1)[:, :20].sum(1) for g in order], 1).mean(1)
@@ -62,6 +88,34 @@ def test_selection_keeps_the_farthest_words_in_proportion():
     chosen = select_negative_labels(id_text, corpus, is_adjective, num_negatives=5, percentile=0.95)
     # int(5 * 4 / 10) = 2 adjectives (6, 7: the farthest), then 3 nouns (0, 1, 2)
     assert chosen.tolist() == [6, 7, 0, 1, 2]
+
+
+def official_selection(cos_id: torch.Tensor, is_adjective: torch.Tensor, total: int) -> list[int]:
+    """``get_selected_ood_text_list`` written out literally on [W, C] cosine similarities: adjectives then nouns,
+    each the farthest first, ``int(M * (A / (A + N)))`` adjectives."""
+    adjectives = is_adjective.nonzero().squeeze(1).tolist()
+    nouns = (~is_adjective).nonzero().squeeze(1).tolist()
+    adj_num = int(total * (len(adjectives) / (len(adjectives) + len(nouns))))
+    column = int(cos_id.shape[1] * 0.95)
+    chosen = []
+    for rows, count in ((adjectives, adj_num), (nouns, total - adj_num)):
+        closeness = cos_id[rows].sort(1).values[:, column]
+        chosen += [rows[i] for i in closeness.sort(dim=0, stable=True).indices[:count].tolist()]
+    return chosen
+
+
+def test_selection_adjective_share_is_the_official_formula():
+    # 58 adjectives of 200 words: int(100 * 58 / 200) = 29, but the official int(100 * (58 / 200)) = 28
+    torch.manual_seed(0)
+    id_text = F.normalize(torch.randn(30, 16), dim=1)
+    corpus = F.normalize(torch.randn(200, 16), dim=1)
+    is_adjective = torch.zeros(200, dtype=torch.bool)
+    is_adjective[torch.randperm(200)[:58]] = True
+    chosen = select_negative_labels(id_text, corpus, is_adjective, num_negatives=100)
+    assert int(is_adjective[chosen].sum()) == 28
+    for total in (1, 7, 50, 100, 133, 199):
+        assert chosen.new_tensor(official_selection(corpus @ id_text.T, is_adjective, total)).tolist() == \
+            select_negative_labels(id_text, corpus, is_adjective, num_negatives=total).tolist()
 
 
 def test_selection_rejects_bad_sizes(bank):

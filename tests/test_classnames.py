@@ -1,4 +1,5 @@
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -6,11 +7,12 @@ import pytest
 from openood_tanl.classnames import (
     BUILTIN_CLASS_SETS,
     IMAGENET_DISAMBIGUATION,
+    ClassNameWarning,
     class_names,
+    class_names_sha256,
     imagenet200_indices,
     imagenet200_wnids,
 )
-from openood_tanl.corpus import build_corpus, wordnet_words
 
 
 # --------------------------------------------------------------------- built-ins
@@ -23,14 +25,13 @@ def test_cifar10():
     assert class_names("CIFAR10") == names
 
 
-def test_cifar100():
+def test_cifar100_keeps_the_official_underscores():
     names = class_names("cifar100")
     assert len(names) == len(set(names)) == 100
-    assert names[0] == "apple" and names[1] == "aquarium fish" and names[-1] == "worm"
-    assert names[names.index("road") + 1] == "rocket"
-    # CIFAR-100 fine labels are in alphabetical order of the meta-file names
-    meta_names = [n.replace(" ", "_") for n in names]
-    assert meta_names == sorted(meta_names)
+    assert names[0] == "apple" and names[1] == "aquarium_fish" and names[-1] == "worm"
+    assert [n for n in names if "_" in n] == ["aquarium_fish", "lawn_mower", "maple_tree", "oak_tree", "palm_tree",
+                                              "pickup_truck", "pine_tree", "sweet_pepper", "willow_tree"]
+    assert names == sorted(names)  # CIFAR-100 fine labels are in alphabetical order of the meta-file names
 
 
 def test_imagenet200_indices_and_wnids():
@@ -53,18 +54,25 @@ def test_builtin_results_are_fresh_lists():
     assert len(class_names("cifar10")) == 10
 
 
-def test_imagenet():
+def test_imagenet_is_openai_clip_list_with_its_repeats():
     pytest.importorskip("open_clip")
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-    names = class_names("imagenet")
-    assert len(names) == len(set(names)) == 1000
-    assert names[0] == "tench"
-    for index, (original, replacement) in IMAGENET_DISAMBIGUATION.items():
-        assert IMAGENET_CLASSNAMES[index] == original
-        assert names[index] == replacement
-    changed = [i for i in range(1000) if names[i] != IMAGENET_CLASSNAMES[i]]
-    assert changed == sorted(IMAGENET_DISAMBIGUATION)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # built-in repeats do not warn
+        names = class_names("imagenet")
+    assert names == list(IMAGENET_CLASSNAMES)
+    assert names[0] == "tench" and names[657] == names[744] == "missile"
+    assert names[836] == names[837] == "sunglasses"
+
+
+def test_imagenet_disambiguated():
+    pytest.importorskip("open_clip")
+    names = class_names("imagenet-disambiguated")
+    imagenet = class_names("imagenet")
+    assert len(set(names)) == 1000
+    assert [i for i in range(1000) if names[i] != imagenet[i]] == sorted(IMAGENET_DISAMBIGUATION)
+    assert (names[744], names[836]) == ("projectile", "sunglass")
 
 
 def test_imagenet200_names():
@@ -76,13 +84,10 @@ def test_imagenet200_names():
     assert names[:3] == ["goldfish", "great white shark", "hammerhead shark"]
 
 
-def test_imagenet_corpus_counts():
-    pytest.importorskip("open_clip")
-    nouns, adjectives = wordnet_words()
-    corpus = build_corpus(class_names("imagenet"), nouns, adjectives)
-    assert corpus.num_dropped_adjectives == 3143
-    assert corpus.num_dropped_id_names == 477
-    assert (corpus.num_nouns, corpus.num_adjectives, len(corpus)) == (58214, 17898, 76112)
+def test_class_names_sha256_identifies_the_list():
+    assert class_names_sha256(["cat", "dog"]) == class_names_sha256(["cat", "dog"])
+    assert class_names_sha256(["cat", "dog"]) != class_names_sha256(["dog", "cat"])
+    assert class_names_sha256(["aquarium fish"]) != class_names_sha256(["aquarium_fish"])
 
 
 # -------------------------------------------------------------- lists and files
@@ -95,11 +100,15 @@ def test_list_is_returned_after_validation():
     assert class_names(("cat", "dog")) == given
 
 
+@pytest.mark.parametrize("repeated", [["cat", "Cat"], ["sea_lion", "sea lion"]])
+def test_a_users_repeated_names_warn_and_are_kept(repeated):
+    with pytest.warns(ClassNameWarning, match=r"repeats 1 class name.*index 1 \(same as index 0\)"):
+        assert class_names(repeated) == repeated
+
+
 @pytest.mark.parametrize(
     "bad, pattern",
     [
-        (["cat", "Cat"], "duplicate"),
-        (["sea_lion", "sea lion"], "duplicate"),
         (["cat", ""], "empty"),
         (["cat", "   "], "empty"),
         ([], "empty"),
@@ -124,11 +133,11 @@ def test_file(tmp_path):
     assert class_names(str(path)) == ["cat", "sea lion", "dog"]
 
 
-def test_file_with_duplicates_names_lines(tmp_path):
+def test_file_with_repeats_warns_and_keeps_them(tmp_path):
     path = tmp_path / "classes.txt"
     path.write_text("cat\ndog\nCat\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"'Cat' on line 3 \(first seen on line 1\)"):
-        class_names(path)
+    with pytest.warns(ClassNameWarning, match=r"'Cat' at index 2 \(same as index 0\)"):
+        assert class_names(path) == ["cat", "dog", "Cat"]
 
 
 def test_empty_file(tmp_path):

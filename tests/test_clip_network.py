@@ -91,6 +91,36 @@ def test_cache_is_reused_and_a_damaged_entry_rebuilt(built, checkpoint, corpus_d
     torch.testing.assert_close(rebuilt.corpus_text_features, net.corpus_text_features)
 
 
+def test_network_records_what_built_its_text_bank(built, checkpoint, corpus_dir):
+    net = built[0]
+    record = net.provenance
+    assert record["backbone"] == TINY_MODEL and record["pretrained"]["file"] == str(checkpoint)
+    assert record["precision"] == "fp32" and record["quick_gelu"] is False
+    assert record["class_names"]["set"] == "list" and record["class_names"]["count"] == 5
+    assert record["corpus"] == net.corpus.provenance()
+    assert record["corpus"]["source"] == str(corpus_dir.resolve()) and record["corpus"]["words"] == 200
+    assert record["prompts"] == {"templates": "official", "classes": ["The nice {}."], "nouns": ["The nice {}."],
+                                 "adjectives": ["This is a {} photo."]}
+    assert record["package"]["version"] == openood_tanl.__version__
+    assert openood_tanl.protocol.TextBank.of(net).provenance == record
+
+
+def test_another_word_list_is_never_served_from_the_cache(built, checkpoint, corpus_dir, tmp_path):
+    net, _, cache = built
+    other = tmp_path / "corpus"
+    other.mkdir()
+    nouns = [f"noun{i}" for i in range(150)]
+    nouns[7] = "kettle"  # one word differs, same sizes
+    (other / "nouns.txt").write_text("\n".join(nouns) + "\n")
+    (other / "adjectives.txt").write_text((corpus_dir / "adjectives.txt").read_text())
+    again, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES, other, "cpu", cache)
+    assert again.corpus.provenance()["sha256"] != net.corpus.provenance()["sha256"]
+    row = again.corpus.words.index("kettle")
+    assert not torch.equal(again.corpus_text_features[row], net.corpus_text_features[row])
+    unchanged = again.corpus.words.index("noun8")
+    torch.testing.assert_close(again.corpus_text_features[unchanged], net.corpus_text_features[unchanged])
+
+
 def test_other_classes_change_the_key(built, checkpoint, corpus_dir):
     net, _, cache = built
     other, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES[:3], corpus_dir, "cpu", cache)
@@ -102,6 +132,7 @@ def test_every_postprocessor_runs_on_the_real_network(built):
     net, preprocess, _ = built
     images = torch.rand(12, 3, 32, 32)
     settings = {"tanl": dict(num_negatives=40, memory_length=20), "mcm": {},
+                "tanl_official": dict(num_negatives=40, memory_length=20),
                 "neglabel": dict(num_negatives=60, num_groups=3), "adaneg": dict(num_negatives=60, num_groups=3)}
     for name, postprocessor_class in openood_tanl.POSTPROCESSORS.items():
         postprocessor = postprocessor_class(**settings.get(name, {}))
@@ -138,9 +169,9 @@ def test_whole_chain_with_the_shipped_wordnet_corpus(checkpoint, tmp_path):
     """corpus -> text bank cache -> network -> every postprocessor at its shipped defaults (about a minute)."""
     net, _ = create_network(TINY_MODEL, str(checkpoint), "cifar10", "wordnet", "cpu", tmp_path)
     nouns, adjectives = openood_tanl.wordnet_words()
-    assert (len(nouns), len(adjectives)) == (58690, 21042)
-    assert len(net.corpus.words) == net.corpus_text_features.shape[0] > 76000
-    assert int(net.corpus_is_adjective.sum()) == net.corpus.kinds.count("adjective") > 17000
+    assert (len(nouns), len(adjectives)) == (58514, 14006)
+    assert len(net.corpus.words) == net.corpus_text_features.shape[0] == 70787  # for the CIFAR-10 names
+    assert int(net.corpus_is_adjective.sum()) == net.corpus.kinds.count("adjective") == 12280
     images = torch.rand(16, 3, 32, 32)
     for name, postprocessor_class in openood_tanl.POSTPROCESSORS.items():
         pred, conf = postprocessor_class().postprocess(net, images)  # shipped YAML defaults (M = 1000, 10000)

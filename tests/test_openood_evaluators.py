@@ -384,3 +384,10 @@ def test_main_pipeline_runs_the_test_time_evaluator(tmp_path):
     assert table.set_index("dataset")[OPENOOD_LAYOUT].values == pytest.approx(full[OPENOOD_LAYOUT].values, abs=0.006)
     per_seed = pd.read_csv(results / "ood_test_time_per_seed.csv")
     assert sorted(per_seed["seed"].unique()) == [0, 1] and set(per_seed["protocol"]) == {"mixed"}
+    import json
+
+    record = json.loads((results / "ood.run.json").read_text())
+    assert record["files"] == ["ood.csv", "ood_test_time.csv", "ood_test_time_per_seed.csv"]
+    assert record["evaluator"] == "test_time"
+    assert record["protocol"] == {"name": "mixed", "seeds": [0, 1], "batch_size": 4, "order": None}
+    assert record["benchmarks"]["cifar10"]["text_bank"]["corpus"]["sha256"]

@@ -45,6 +45,18 @@ def test_evaluation_api_lookup_uses_shipped_yaml_when_config_root_lacks_it(tmp_p
     assert postprocessor.config.dataset.name == "cifar10"
 
 
+def test_the_official_script_preset_is_one_name_in_both_lookups(tmp_path, offline):
+    from openood.evaluation_api.evaluator import get_postprocessor
+    from openood.pipelines.test_ood_pipeline import get_postprocessor as pipeline_lookup
+    from openood.utils import Config
+
+    preset = get_postprocessor(str(tmp_path), "tanl_official", "imagenet")
+    assert isinstance(preset, openood_tanl.TANLPostprocessor) and preset.name == "tanl_official"
+    assert (preset.args["alpha"], preset.args["gap"], preset.args["memory_length"]) == (0.0, 0.5, 300)
+    config = Config(openood_tanl.config_root() + "/postprocessors/tanl_official.yml")
+    assert pipeline_lookup(config).args == preset.args
+
+
 def test_evaluation_api_lookup_prefers_the_users_yaml(tmp_path, offline):
     from openood.evaluation_api.evaluator import get_postprocessor
 
@@ -105,3 +117,11 @@ def test_main_pipeline_runs_tanl_with_the_clip_network(tmp_path):
     table = pd.read_csv(results / "ood.csv")
     assert {"cifar100", "nearood", "svhn", "farood"} <= set(table["dataset"])
     assert table[["FPR@95", "AUROC"]].notna().all().all()
+    import json
+
+    record = json.loads((results / "ood.run.json").read_text())  # what produced ood.csv
+    assert record["files"] == ["ood.csv"] and record["evaluator"] == "ood"
+    assert record["methods"]["tanl"]["hyperparameters"]["num_negatives"] == 50  # the command-line override
+    bank = record["benchmarks"]["cifar10"]["text_bank"]
+    assert bank["class_names"]["set"] == "cifar10" and bank["corpus"]["words"] > 0
+    assert record["protocol"]["name"].startswith("openood")

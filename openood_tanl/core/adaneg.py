@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from .scoring import grouped_id_share
+from .scoring import grouped_id_share, negative_groups
 from .validation import as_rows, check_batch, check_int, check_same_dim as _check_same_dim, check_unit
 
 __all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES"]
@@ -159,15 +159,9 @@ class AdaNeg:
         # [P, D] with P = C + M: every logit against the ID classes then the negatives comes from one matmul.
         self._text = torch.cat([self.id_text, self.negative_text])
         self._text_norm = self._text.norm(dim=1)  # [P]; the official memory proxies renormalise the text row
-        num_negatives = self.negative_text.shape[0]
-        group_size = num_negatives // self.num_groups
-        kept = group_size * self.num_groups  # the last M % num_groups negatives are dropped *before* shuffling
-        if self.shuffle_groups:
-            order = torch.randperm(kept, generator=torch.Generator().manual_seed(self.seed))
-        else:
-            order = torch.arange(kept)
-        # [num_groups, group_size] column indices into the [P] logits
-        self._groups = (order.view(self.num_groups, group_size) + self.num_classes).to(device)
+        # [num_groups, M // num_groups] column indices into the [P] logits
+        groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed, self.shuffle_groups)
+        self._groups = (groups + self.num_classes).to(device)
         self.reset()
 
     # ------------------------------------------------------------------ sizes

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .scoring import grouped_id_share
+from .scoring import grouped_id_share, negative_groups
 from .validation import as_rows, check_batch, check_same_dim
 
 __all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES"]
@@ -20,7 +20,8 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
 
     For each candidate, its ``percentile`` similarity to the ID texts is the element at index
     ``int(C * percentile)`` of its ascending cosine similarities; the candidates with the lowest values are kept:
-    ``int(M * A / (A + N))`` adjectives and the rest nouns (A, N = adjective and noun counts).
+    ``int(M * (A / (A + N)))`` adjectives (the division first, in floating point, as the official
+    ``get_selected_ood_text_list``) and the rest nouns (A, N = adjective and noun counts).
 
     Args:
         id_text: [C, D] L2-normalised ID class texts.
@@ -45,7 +46,7 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
     closeness = torch.cat([torch.kthvalue(chunk @ id_text.T, rank, dim=1).values
                            for chunk in corpus_text.split(chunk_size)])
     num_adjectives = int(is_adjective.sum())
-    adjective_count = int(num_negatives * num_adjectives / corpus_text.shape[0])
+    adjective_count = int(num_negatives * (num_adjectives / corpus_text.shape[0]))
     noun_count = num_negatives - adjective_count
     if noun_count > corpus_text.shape[0] - num_adjectives:
         raise ValueError(f"the corpus has {corpus_text.shape[0] - num_adjectives} nouns, fewer than the "
@@ -61,9 +62,9 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
 class NegLabel:
     """The NegLabel score with its grouping strategy; higher = more ID.
 
-    The negatives are shuffled by a generator seeded with ``seed`` and split into ``num_groups`` groups of equal
-    size (the ``M mod num_groups`` last ones are dropped); the score is the mean over groups of the ID share of
-    the softmax over [ID | group].
+    As the official code, the last ``M mod num_groups`` negatives are dropped, the rest shuffled by a generator
+    seeded with ``seed`` and split into ``num_groups`` equal groups (``scoring.negative_groups``); the score is the
+    mean over groups of the ID share of the softmax over [ID | group].
 
     Args:
         id_text: [C, D] L2-normalised ID class texts.
@@ -84,10 +85,8 @@ class NegLabel:
                              f"negatives), got {num_groups}")
         self.num_groups = int(num_groups)
         self.seed = int(seed)
-        group_size = self.negative_text.shape[0] // self.num_groups
-        order = torch.randperm(self.negative_text.shape[0], generator=torch.Generator().manual_seed(self.seed))
-        kept = order[: group_size * self.num_groups].view(self.num_groups, group_size)
-        self._group_columns = (kept + self.id_text.shape[0]).to(self.id_text.device)  # columns of [ID | negatives]
+        groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed)
+        self._group_columns = (groups + self.id_text.shape[0]).to(self.id_text.device)  # columns of [ID | negatives]
         self._text = torch.cat([self.id_text, self.negative_text])
 
     def reset(self) -> "NegLabel":

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["prefix_lengths", "activation_aware_score", "grouped_id_share", "otsu_threshold", "THRESHOLD_GRID_STEP"]
+__all__ = ["prefix_lengths", "activation_aware_score", "negative_groups", "grouped_id_share", "otsu_threshold",
+           "THRESHOLD_GRID_STEP"]
 
 #: The threshold search visits 0.00, 0.01, ..., 0.99 (float32, as ``torch.arange(0, 1, 0.01)`` makes them).
 THRESHOLD_GRID_STEP = 0.01
@@ -56,6 +57,18 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
         columns = torch.tensor(lengths, device=negatives.device) - 1
         neg_lse = torch.log(cumulative.index_select(1, columns)) + shift  # [B, len(lengths)]
     return torch.sigmoid(id_lse - neg_lse).mean(dim=1)
+
+
+def negative_groups(num_negatives: int, num_groups: int, seed: int = 0, shuffle: bool = True) -> torch.Tensor:
+    """NegLabel's grouping of M negatives: [G, M // G] indices into the negatives, on the CPU.
+
+    As the official code: the last ``M % G`` negatives are dropped first, then the rest are permuted
+    (``torch.randperm`` seeded with ``seed``, official seed 0) when ``shuffle`` (official ``random_permute``),
+    and cut into G equal groups.
+    """
+    kept = num_negatives - num_negatives % num_groups
+    order = torch.randperm(kept, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(kept)
+    return order.view(num_groups, kept // num_groups)
 
 
 def grouped_id_share(logits: torch.Tensor, num_classes: int, group_columns: torch.Tensor) -> torch.Tensor:

@@ -61,21 +61,25 @@ def leaderboard_table(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
-    """Markdown of a leaderboard (or any method x metric table); the best value of each column in bold."""
-    header = [table.index.name or ""] + [str(c) for c in table.columns]
+def markdown_table(table: pd.DataFrame, digits: int = 2, bold: bool = True) -> str:
+    """Markdown of a leaderboard (or any table indexed by method, or by several keys); with ``bold``, the best value
+    of each metric column in bold. Numbers get ``digits`` decimals, empty cells stay empty."""
+    header = [name or "" for name in table.index.names] + [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {}
-    for column in table.columns:
+    for column in table.columns if bold else ():
         metric = next((m for m in sorted(HIGHER_IS_BETTER, key=len, reverse=True) if str(column).endswith(m)), None)
         values = table[column].dropna()
         if metric and len(values):
             best[column] = values.max() if HIGHER_IS_BETTER[metric] else values.min()
-    for method, row in table.iterrows():
-        cells = [str(method)]
+    for key, row in table.iterrows():
+        cells = [str(k) for k in (key if isinstance(key, tuple) else (key,))]
         for column in table.columns:
             value = row[column]
-            text = "" if pd.isna(value) else f"{value:.{digits}f}"
+            if isinstance(value, str):
+                text = value
+            else:
+                text = "" if pd.isna(value) else f"{value:.{digits}f}"
             cells.append(f"**{text}**" if column in best and value == best[column] else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

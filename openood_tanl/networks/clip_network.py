@@ -10,8 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..classnames import class_names
-from ..corpus import Corpus, build_corpus, read_word_list, wordnet_words
+from .. import __version__
+from ..classnames import class_names, class_names_sha256
+from ..corpus import Corpus, load_corpus
 from ..textbank import EmbeddingCache, default_cache_dir, fingerprint
 from .noise import noise_images
 
@@ -33,6 +34,7 @@ class CLIPOODNetwork(nn.Module):
         id_text_features: [C, D]; corpus_text_features: [N, D]; noise_features: [K, D] (float32 buffers).
         logit_scale: CLIP's ``logit_scale.exp()`` (float).
         class_names, corpus: the ID class names and the negative-label ``Corpus`` (words and kinds).
+        provenance: what built the text bank (recorded in every result file).
     """
 
     def __init__(self, clip_model: nn.Module, id_text_features: torch.Tensor, corpus_text_features: torch.Tensor,
@@ -47,6 +49,7 @@ class CLIPOODNetwork(nn.Module):
         self.corpus = corpus
         self.n_cls = len(self.class_names)  # the name OpenOOD-VLM's code reads
         self.model_key: dict | None = None  # set by create_network: what identifies the image encoder
+        self.provenance: dict = {}  # set by create_network: backbone, weights, class names, corpus, prompts, noise
 
     @property
     def corpus_is_adjective(self) -> torch.Tensor:
@@ -110,24 +113,6 @@ def _load_clip(model_name: str, pretrained: str | None, device, precision: str, 
     return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
 
 
-def _load_corpus(corpus: str | os.PathLike, names: Sequence[str]) -> Corpus:
-    """'wordnet' (shipped), a text file of words (nouns), or a folder with nouns.txt and/or adjectives.txt."""
-    if str(corpus) == "wordnet":
-        nouns, adjectives = wordnet_words()
-        return build_corpus(names, nouns, adjectives)
-    path = Path(corpus)
-    if path.is_dir():
-        found = {kind: path / f"{kind}.txt" for kind in ("nouns", "adjectives") if (path / f"{kind}.txt").is_file()}
-        if not found:
-            raise FileNotFoundError(f"corpus folder {path} holds neither nouns.txt nor adjectives.txt (one word "
-                                    "a line)")
-        return build_corpus(names, *(read_word_list(found[k]) if k in found else [] for k in ("nouns", "adjectives")))
-    if path.is_file():
-        return build_corpus(names, read_word_list(path), [])
-    raise FileNotFoundError(f"corpus '{corpus}' is neither 'wordnet', a word-list file nor a folder with "
-                            "nouns.txt/adjectives.txt")
-
-
 def _weights_identity(pretrained: str | None) -> dict:
     if pretrained and os.path.isfile(pretrained):
         stat = os.stat(pretrained)
@@ -152,7 +137,8 @@ def _encode_texts(model, tokenizer, names: Sequence[str], templates: Sequence[st
 
 def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
                    corpus: str | os.PathLike = "wordnet", device: str | torch.device = "cpu",
-                   cache_dir: str | os.PathLike | None = None, *, templates: str = "official",
+                   cache_dir: str | os.PathLike | None = None, *, corpus_rules: str = "official",
+                   templates: str = "official",
                    precision: str = "fp32", quick_gelu: bool | None = None, noise_seed: int = 0,
                    normalize_noise: bool = False, batch_size: int = 256,
                    model_config: str | os.PathLike | None = None):
@@ -161,9 +147,11 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
     Args:
         model_name: an open_clip model name (default ViT-B-16, the paper's backbone).
         pretrained: an open_clip pretrained tag (default OpenAI weights) or a local checkpoint path; None = random.
-        id_classes: 'imagenet', 'imagenet200', 'cifar10', 'cifar100', a list of names or a text file (one a line).
-        corpus: 'wordnet' (shipped WordNet 3.0 nouns and adjectives), a word-list file or a folder with
-            nouns.txt/adjectives.txt. Words equal to an ID class name are dropped.
+        id_classes: 'imagenet', 'imagenet-disambiguated', 'imagenet200', 'cifar10', 'cifar100', a list of names or a
+            text file (one a line); see ``openood_tanl.classnames``.
+        corpus: 'wordnet' (shipped, NegLabel's WordNet rule), 'wordnet-all-lemmas', a folder in NegLabel's layout
+            (adj*.txt / noun*.txt, e.g. NegLabel's txtfiles/) or a word-list file; see ``openood_tanl.corpus``.
+        corpus_rules: 'official' (exact de-duplication, the official file reading) or 'clean'.
         device: where the model runs ('cpu', 'cuda', ...).
         cache_dir: text-bank cache folder (default ``default_cache_dir()``).
         templates: 'official' ("The nice {}." for classes and nouns, "This is a {} photo." for adjectives) or
@@ -191,10 +179,11 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         open_clip.add_model_config(os.fspath(model_config))
     if precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision '{precision}' needs a CUDA device; use precision='fp32' on {device}")
+    names = class_names(id_classes)
+    words = load_corpus(corpus, names, rules=corpus_rules)
+    print(words.report())
     model, preprocess, tokenizer = _load_clip(model_name, pretrained, device, precision, quick_gelu,
                                               os.fspath(cache_dir) if cache_dir else None)
-    names = class_names(id_classes)
-    words = _load_corpus(corpus, names)
     if templates == "official":
         class_templates = noun_templates = [NOUN_TEMPLATE]
     else:
@@ -232,4 +221,15 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
                                  encode_noise)
     network = CLIPOODNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words)
     network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
+    network.provenance = {
+        "package": {"name": "openood-tanl", "version": __version__},
+        "backbone": model_name, "pretrained": model_key["weights"], "quick_gelu": model_key["quick_gelu"],
+        "precision": precision,
+        "class_names": {"set": os.fspath(id_classes) if isinstance(id_classes, (str, os.PathLike)) else "list",
+                        "count": len(names), "sha256": class_names_sha256(names)},
+        "corpus": words.provenance(),
+        "prompts": {"templates": templates, "classes": list(class_templates), "nouns": list(noun_templates),
+                    "adjectives": [ADJECTIVE_TEMPLATE]},
+        "noise": {"seed": noise_seed, "normalized": normalize_noise},
+    }
     return network.to(device).eval(), preprocess

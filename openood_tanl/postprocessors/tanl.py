@@ -1,4 +1,4 @@
-"""``tanl``: the TANL engine as an OpenOOD postprocessor."""
+"""``tanl`` (the paper's setting) and ``tanl_official`` (the authors' script): the TANL engine for OpenOOD."""
 from __future__ import annotations
 
 import torch
@@ -6,7 +6,7 @@ import torch
 from ..core import OFFICIAL_NAMES, TANL
 from .engine_postprocessor import EnginePostprocessor
 
-__all__ = ["TANLPostprocessor"]
+__all__ = ["TANLPostprocessor", "TANLOfficialPostprocessor"]
 
 
 class TANLPostprocessor(EnginePostprocessor):
@@ -25,3 +25,10 @@ class TANLPostprocessor(EnginePostprocessor):
     def build_engine(self, net, **args) -> TANL:
         return TANL(net.id_text_features, net.corpus_text_features, net.noise_features,
                     float(torch.as_tensor(net.logit_scale)), **args)
+
+
+class TANLOfficialPostprocessor(TANLPostprocessor):
+    """TANL preset ``tanl_official``: the authors' shipped script (``official.sh``: alpha 0.0, gap 0.5, memleng 300,
+    beta 1000, gamma 1), from ``configs/postprocessors/tanl_official.yml``; ``tanl`` is the paper's setting."""
+
+    name = "tanl_official"

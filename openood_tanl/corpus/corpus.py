@@ -1,0 +1,318 @@
+"""Negative-label corpora: the candidate words that TANL, NegLabel and AdaNeg score images against.
+
+``load_corpus(source, id_classes)`` is the one way to build a corpus; ``source`` is
+
+* ``"wordnet"`` (default): WordNet 3.0, one word per synset (its first lemma, lower case, multi-word phrases with
+  spaces), nouns without ``noun.animal`` and ``noun.food``, adjectives of ``adj.all``, ``adj.pert``, ``adj.ppl``:
+  the rule NegLabel's word lists follow (``scripts/build_wordnet_corpus.py``);
+* ``"wordnet-all-lemmas"``: every single-word lemma of WordNet 3.0, case kept (openood-tanl 0.1's corpus);
+* a folder in NegLabel's layout (``txtfiles/`` of github.com/tmlr-group/NegLabel): every file whose name starts
+  with ``adj`` and ends with ``txt`` holds adjectives, every ``noun*txt`` file nouns, one word a line; read as the
+  official code reads it, so NegLabel's own folder gives the official words exactly;
+* a single word-list file: nouns, one a line (blank lines and ``#`` comments skipped; a repeat is an error).
+
+De-duplication (``rules``):
+
+* ``"official"`` (default), as ``generate_cossim_idname_wordnet_dedup`` of the official code: each list is made
+  unique, words equal to an ID class name are dropped, then adjectives equal to a (kept) noun; every comparison is
+  exact and case-sensitive. Files are read as ``text.split('\\n')[:-1]``: a last line without a newline is dropped
+  and blank or space-padded lines are kept as words (each case warns).
+* ``"clean"``: comparisons ignore case, ``_`` vs space and repeated whitespace (CLIP's tokenizer lower-cases, so
+  ``Cat`` and ``cat`` are one text embedding); lines are stripped, blank and ``#`` lines skipped, the last line
+  kept.
+
+A corpus holds nouns first, then adjectives, each in reading order (files by name, lines in order).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, Union
+
+__all__ = ["Corpus", "CorpusWarning", "load_corpus", "build_corpus", "read_word_list", "read_neglabel_folder",
+           "wordnet_words", "normalize_label", "BUILTIN_CORPORA", "CORPUS_RULES", "LICENSE_FILE"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Built-in corpus name -> (nouns file, adjectives file), shipped beside this module.
+BUILTIN_CORPORA = {
+    "wordnet": ("wordnet_nouns.txt", "wordnet_adjectives.txt"),
+    "wordnet-all-lemmas": ("wordnet_all_lemmas_nouns.txt", "wordnet_all_lemmas_adjectives.txt"),
+}
+CORPUS_RULES = ("official", "clean")
+LICENSE_FILE = "WORDNET_LICENSE.txt"
+
+_HERE = Path(__file__).resolve().parent
+_WHITESPACE = re.compile(r"\s+")
+_SHOWN = 5
+
+
+class CorpusWarning(UserWarning):
+    """A word list was read with one of the official code's quirks in effect (see ``load_corpus``)."""
+
+
+def normalize_label(text: str) -> str:
+    """Key that compares words and class names as CLIP sees them: lower case, ``_`` -> space, whitespace collapsed."""
+    return _WHITESPACE.sub(" ", text.replace("_", " ")).strip().lower()
+
+
+def _examples(items: Sequence, render: Callable = repr) -> str:
+    shown = ", ".join(render(item) for item in items[:_SHOWN])
+    more = len(items) - min(len(items), _SHOWN)
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+# ---------------------------------------------------------------------------------------------------------- files
+def read_text_file(path: PathLike, what: str) -> str:
+    """The UTF-8 text of ``path`` (universal newlines), with errors that name the file and the fix."""
+    path_str = os.fspath(path)
+    if not os.path.exists(path_str):
+        raise ValueError(f"{what} file not found: {path_str!r}. Check the path.")
+    if not os.path.isfile(path_str):
+        raise ValueError(f"{what} path is not a file: {path_str!r}.")
+    try:
+        with open(path_str, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} file {path_str!r} is not valid UTF-8 ({exc}); re-save it as UTF-8.") from exc
+
+
+def parse_lines(text: str, source: str, key: Callable[[str], str] | None = None,
+                allow_repeats: bool = False) -> list[str]:
+    """One entry per line, stripped; blank lines and ``#`` comment lines skipped.
+
+    Raises ValueError for an empty result, and for repeats (compared with ``key``; exact when None) unless
+    ``allow_repeats``, naming the first repeats and their line numbers.
+    """
+    entries: list[str] = []
+    first_line: dict[str, int] = {}
+    repeats = []
+    for line_no, raw in enumerate(text.splitlines(), 1):
+        entry = raw.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        k = entry if key is None else key(entry)
+        if k in first_line and not allow_repeats:
+            repeats.append(f"{entry!r} on line {line_no} (first seen on line {first_line[k]})")
+            continue
+        first_line.setdefault(k, line_no)
+        entries.append(entry)
+    if repeats:
+        rule = "" if key is None else " (compared case-insensitively, '_' == ' ')"
+        raise ValueError(f"{source} has {len(repeats)} duplicate entr{'y' if len(repeats) == 1 else 'ies'}{rule}: "
+                         f"{_examples(repeats, str)}. Remove the repeated lines so that every entry "
+                         "appears once.")
+    if not entries:
+        raise ValueError(f"{source} is empty: it has no entries (blank lines and lines starting with '#' are "
+                         "ignored). Put one entry per line.")
+    return entries
+
+
+def read_word_list(path: PathLike) -> list[str]:
+    """A word-list file: one word (or phrase) a line, UTF-8; stripped, blank and ``#`` lines skipped.
+
+    Raises ValueError when the file is missing, has no words or repeats a word (exact comparison).
+    """
+    return parse_lines(read_text_file(path, "word list"), f"word list file {os.fspath(path)!r}")
+
+
+def _official_lines(path: Path) -> list[str]:
+    """``text.split('\\n')[:-1]``, as the official code reads a word-list file; warns when the tail is a word."""
+    lines = read_text_file(path, "word list").split("\n")
+    if lines[-1].strip():
+        warnings.warn(f"{path}: the last line {lines[-1]!r} has no newline after it, so it is dropped, as the "
+                      "official code drops it. Add a newline at the end of the file to keep it, or use "
+                      "rules='clean' (CLI: --corpus-rules clean).", CorpusWarning, stacklevel=4)
+    return lines[:-1]
+
+
+def read_neglabel_folder(folder: PathLike, rules: str = "official") -> tuple[list[str], list[str]]:
+    """(nouns, adjectives) of a folder in NegLabel's layout: ``adj*txt`` and ``noun*txt`` files, one word a line.
+
+    Files are read in name order, each with the ``rules``' reading (see the module docstring); nothing is
+    de-duplicated here. Other files are skipped with a ``CorpusWarning`` naming them (hidden files silently).
+    """
+    _check_rules(rules)
+    folder = Path(folder)
+    nouns: list[str] = []
+    adjectives: list[str] = []
+    skipped = []
+    for name in sorted(os.listdir(folder)):
+        path = folder / name
+        if name.startswith("adj") and name.endswith("txt") and path.is_file():
+            target = adjectives
+        elif name.startswith("noun") and name.endswith("txt") and path.is_file():
+            target = nouns
+        else:
+            if not name.startswith("."):
+                skipped.append(name)
+            continue
+        if rules == "official":
+            target.extend(_official_lines(path))
+        else:
+            target.extend(parse_lines(read_text_file(path, "word list"), f"word list file {str(path)!r}",
+                                      allow_repeats=True))
+    if not nouns and not adjectives:
+        raise ValueError(f"corpus folder {str(folder)!r} holds no word list: expected files named adj*.txt "
+                         "(adjectives) and noun*.txt (nouns), one word a line, as NegLabel's txtfiles/ folder"
+                         + (f"; found {_examples(skipped)}" if skipped else ""))
+    if skipped:
+        warnings.warn(f"corpus folder {folder}: skipped {_examples(skipped)}, which are not word lists (only "
+                      "adj*txt and noun*txt files are read, as in the official code)", CorpusWarning, stacklevel=3)
+    return nouns, adjectives
+
+
+@lru_cache(maxsize=None)
+def _builtin_lists(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def load(file_name: str) -> tuple[str, ...]:
+        path = _HERE / file_name
+        if not path.is_file():
+            raise FileNotFoundError(f"shipped corpus file {path} is missing; reinstall openood-tanl or regenerate it "
+                                    "with `python scripts/build_wordnet_corpus.py`.")
+        return tuple(line for line in path.read_text(encoding="utf-8").split("\n") if line)
+
+    nouns_file, adjectives_file = BUILTIN_CORPORA[name]
+    return load(nouns_file), load(adjectives_file)
+
+
+def wordnet_words(name: str = "wordnet") -> tuple[list[str], list[str]]:
+    """A built-in corpus's (nouns, adjectives) before any de-duplication (fresh lists on every call)."""
+    if name not in BUILTIN_CORPORA:
+        raise ValueError(f"unknown built-in corpus {name!r}; choose one of {', '.join(BUILTIN_CORPORA)}")
+    nouns, adjectives = _builtin_lists(name)
+    return list(nouns), list(adjectives)
+
+
+# --------------------------------------------------------------------------------------------------------- corpus
+@dataclass(frozen=True)
+class Corpus:
+    """Candidate negative labels: ``words[i]`` is a ``kinds[i]`` word (``"noun"`` or ``"adjective"``), nouns first.
+
+    ``source`` and ``rules`` say how it was built; the counts say what was merged and dropped on the way.
+    """
+
+    words: list[str]
+    kinds: list[str]
+    source: str = "lists"
+    rules: str = "official"
+    num_input_nouns: int = 0  # distinct nouns read (under the rules' comparison)
+    num_input_adjectives: int = 0  # distinct adjectives read
+    num_repeats: int = 0  # repeated entries merged within the noun and adjective lists
+    num_dropped_id_names: int = 0  # nouns + adjectives equal to an ID class name
+    num_dropped_adjectives: int = 0  # adjectives that are also (kept) nouns
+
+    @property
+    def num_nouns(self) -> int:
+        return self.kinds.count("noun")
+
+    @property
+    def num_adjectives(self) -> int:
+        return self.kinds.count("adjective")
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the ordered ``kind<TAB>word`` lines: what identifies the text bank built from it."""
+        text = "".join(f"{kind}\t{word}\n" for kind, word in zip(self.kinds, self.words))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def report(self) -> str:
+        """One-line summary of the counts."""
+        repeats = f" ({self.num_repeats} repeated entries merged)" if self.num_repeats else ""
+        return (f"corpus {self.source} ({self.rules} rules): {self.num_input_nouns} nouns + "
+                f"{self.num_input_adjectives} adjectives{repeats}; dropped {self.num_dropped_id_names} words equal "
+                f"to ID class names and {self.num_dropped_adjectives} adjectives that are also nouns; kept "
+                f"{self.num_nouns} nouns + {self.num_adjectives} adjectives = {len(self.words)} words")
+
+    def provenance(self) -> dict:
+        """What a result file records about the corpus."""
+        return {"source": self.source, "rules": self.rules, "words": len(self.words), "nouns": self.num_nouns,
+                "adjectives": self.num_adjectives, "sha256": self.sha256}
+
+
+def _check_rules(rules: str) -> None:
+    if rules not in CORPUS_RULES:
+        raise ValueError(f"corpus rules must be one of {', '.join(CORPUS_RULES)}, got {rules!r}")
+
+
+def _check_words(words: Sequence[str], what: str, rules: str) -> list[str]:
+    if isinstance(words, str):
+        raise TypeError(f"{what} must be a list of strings, not a single string")
+    out = list(words)
+    for i, word in enumerate(out):
+        if not isinstance(word, str):
+            raise TypeError(f"{what}[{i}] is {type(word).__name__}, expected str")
+    odd = [word for word in out if not word.strip() or word != word.strip()]
+    if odd and rules == "clean":
+        raise ValueError(f"{what} has {len(odd)} empty or space-padded entries ({_examples(odd)}); remove them")
+    if odd:
+        warnings.warn(f"{what}: {len(odd)} entries are empty or padded with spaces ({_examples(odd)}); they are kept "
+                      "as words, as the official code keeps them (an empty word is encoded as 'The nice .'). Fix "
+                      "the word list, or use rules='clean' (CLI: --corpus-rules clean) to strip and skip them.",
+                      CorpusWarning, stacklevel=4)
+    return out
+
+
+def _unique(words: Iterable[str], key: Callable[[str], str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for word in words:
+        k = key(word)
+        if k not in seen:
+            seen.add(k)
+            out.append(word)
+    return out
+
+
+def build_corpus(id_classes: Iterable[str], nouns: Sequence[str], adjectives: Sequence[str], *,
+                 rules: str = "official", source: str = "lists") -> Corpus:
+    """The negative-label candidates for ``id_classes`` from (nouns, adjectives), with ``rules``' de-duplication."""
+    _check_rules(rules)
+    if isinstance(id_classes, str):
+        raise TypeError("id_classes must be a list of class names, not a single string")
+    nouns = _check_words(nouns, "nouns", rules)
+    adjectives = _check_words(adjectives, "adjectives", rules)
+    key: Callable[[str], str] = (lambda word: word) if rules == "official" else normalize_label
+    unique_nouns, unique_adjectives = _unique(nouns, key), _unique(adjectives, key)
+    id_keys = {key(name) for name in id_classes}
+    kept_nouns = [word for word in unique_nouns if key(word) not in id_keys]
+    not_id_adjectives = [word for word in unique_adjectives if key(word) not in id_keys]
+    noun_keys = {key(word) for word in kept_nouns}
+    kept_adjectives = [word for word in not_id_adjectives if key(word) not in noun_keys]
+    return Corpus(
+        words=kept_nouns + kept_adjectives,
+        kinds=["noun"] * len(kept_nouns) + ["adjective"] * len(kept_adjectives),
+        source=source, rules=rules,
+        num_input_nouns=len(unique_nouns), num_input_adjectives=len(unique_adjectives),
+        num_repeats=len(nouns) - len(unique_nouns) + len(adjectives) - len(unique_adjectives),
+        num_dropped_id_names=len(unique_nouns) - len(kept_nouns) + len(unique_adjectives) - len(not_id_adjectives),
+        num_dropped_adjectives=len(not_id_adjectives) - len(kept_adjectives),
+    )
+
+
+def load_corpus(source: PathLike = "wordnet", id_classes: Iterable[str] = (), *, rules: str = "official") -> Corpus:
+    """The negative-label corpus for ``id_classes`` from a built-in name, a NegLabel-layout folder or a word file.
+
+    See the module docstring for the sources and the ``rules`` (``"official"`` or ``"clean"``). A built-in name
+    always means the built-in corpus: write ``./wordnet`` for a folder of that name.
+    """
+    _check_rules(rules)
+    text = os.fspath(source)
+    if isinstance(source, str) and text in BUILTIN_CORPORA:
+        nouns, adjectives = wordnet_words(text)
+        return build_corpus(id_classes, nouns, adjectives, rules=rules, source=text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        nouns, adjectives = read_neglabel_folder(path, rules)
+        return build_corpus(id_classes, nouns, adjectives, rules=rules, source=str(path.resolve()))
+    if path.is_file():
+        return build_corpus(id_classes, read_word_list(path), [], rules=rules, source=str(path.resolve()))
+    raise FileNotFoundError(f"corpus {text!r} is neither a built-in corpus ({', '.join(BUILTIN_CORPORA)}), a folder "
+                            "of adj*.txt / noun*.txt word lists (NegLabel's layout) nor a word-list file")

@@ -1,0 +1,109 @@
+"""What produced a result file: the run record written beside every table (``<stem>.run.json``).
+
+A record names the package and library versions, each method with every hyperparameter, the text bank of each
+benchmark (backbone, weights, precision, class names, corpus with its size and SHA-256, prompts, noise images), the
+test-time protocol (name, seeds, batch size, order) and the FPR@95 conventions. Its ``config_id`` is a hash of all of
+that except when and how it was run, so two tables from different corpora, weights or hyperparameters never share
+one, and every CSV written with a record carries it in a ``config_id`` column.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from . import __version__
+from .textbank import write_atomic
+
+__all__ = ["FPR_CONVENTIONS", "method_record", "run_record", "config_id", "write_run_record", "libraries"]
+
+#: The two FPR@95 columns of every table.
+FPR_CONVENTIONS = {
+    "FPR@95": "OpenOOD's convention, OOD positive: share of ID samples flagged OOD at the threshold that catches "
+              "95% of the OOD samples",
+    "FPR@95(ID+)": "MCM/NegLabel papers' convention, ID positive: share of OOD samples kept as ID at the threshold "
+                   "that keeps 95% of the ID samples",
+}
+
+_VOLATILE = ("created", "command", "files", "config_id")
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON-safe copy: numpy/torch scalars -> numbers, paths and other objects -> str."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def libraries() -> dict[str, str | None]:
+    """Versions of the libraries that move the numbers."""
+    versions = {"openood-tanl": __version__, "python": sys.version.split()[0]}
+    for name in ("torch", "open_clip_torch", "numpy", "openood"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def method_record(postprocessor) -> dict:
+    """A postprocessor's registry name and every hyperparameter it runs with."""
+    return {"method": getattr(postprocessor, "name", type(postprocessor).__name__),
+            "hyperparameters": _jsonable(dict(getattr(postprocessor, "args", {})))}
+
+
+def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], protocol: str, seeds: Iterable[int],
+               batch_size: int, order: Iterable[str] | None = None, **extra: Any) -> dict:
+    """The record of one run.
+
+    Args:
+        methods: display name -> postprocessor (or an already built ``method_record`` mapping).
+        text_banks: benchmark name -> its text bank or network (its ``provenance``) or a provenance mapping.
+        protocol, seeds, batch_size, order: the test-time protocol.
+        **extra: anything else that defines the run (e.g. a sweep's argument and values).
+    """
+    record = {
+        "libraries": libraries(),
+        "methods": {name: m if isinstance(m, Mapping) else method_record(m) for name, m in methods.items()},
+        "benchmarks": {name: {"text_bank": _jsonable(bank if isinstance(bank, Mapping)
+                                                     else getattr(bank, "provenance", None) or {})}
+                       for name, bank in text_banks.items()},
+        "protocol": {"name": protocol, "seeds": [int(s) for s in seeds], "batch_size": int(batch_size),
+                     "order": list(order) if order else None},
+        "metrics": dict(FPR_CONVENTIONS),
+        **_jsonable(extra),
+    }
+    record["config_id"] = config_id(record)
+    return record
+
+
+def config_id(record: Mapping) -> str:
+    """12 hex digits of the SHA-256 of the record without its volatile fields (time, command line, files)."""
+    stable = {k: v for k, v in record.items() if k not in _VOLATILE}
+    return hashlib.sha256(json.dumps(_jsonable(stable), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def write_run_record(path: str | Path, record: Mapping, files: Iterable[str | Path] = ()) -> Path:
+    """Write ``record`` (with the time, the command line and the files it describes) to ``path``, atomically."""
+    path = Path(path)
+    full = {"config_id": record.get("config_id") or config_id(record),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+            "files": [Path(f).name for f in files],
+            **{k: v for k, v in record.items() if k != "config_id"}}
+    write_atomic(path, (json.dumps(_jsonable(full), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return path
