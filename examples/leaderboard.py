@@ -3,31 +3,37 @@
 The benchmark here is a YAML spec of image folders (works without OpenOOD), e.g. my_benchmark.yml:
 
     name: mybench
-    id: {folder: imagenet/val}                 # one sub-folder per class, sorted = label order
+    id:
+      folder: imagenet/val                     # one sub-folder per class
+      classes: classes_folders.txt             # the sub-folders in label order (omit: sorted order)
     ood:
       far:
         textures: {folder: dtd/images}
         places: {list: places_list.txt, root: places/}
 
-    python examples/leaderboard.py my_benchmark.yml ./data
+and a class-name file with one name a line, in the same label order:
+
+    python examples/leaderboard.py my_benchmark.yml ./data class_names.txt
 """
 import sys
 
 import openood_tanl
 from openood_tanl.evaluation import (compare_methods, extract_benchmark, leaderboard_table, load_benchmark,
-                                     markdown_table)
+                                     markdown_table, match_id_classes)
 from openood_tanl.protocol import TextBank
-from openood_tanl.textbank import default_cache_dir
 
-spec, data_root = sys.argv[1], sys.argv[2]
-net, preprocess = openood_tanl.create_network("ViT-B-16", pretrained="openai", id_classes="imagenet")
-images = load_benchmark(spec, data_root)
-features = extract_benchmark(net, preprocess, images, default_cache_dir() / "features", net.model_key)  # once
+if __name__ == "__main__":
+    spec, data_root, class_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    images = load_benchmark(spec, data_root)
+    images, mapping = match_id_classes(images, openood_tanl.class_names(class_file))  # refuses a mismatch
+    print(mapping)
+    net, preprocess = openood_tanl.create_network("ViT-B-16", pretrained="openai", id_classes=class_file)
+    features = extract_benchmark(net, preprocess, images, None, net.model_key)  # once, into the default cache
 
-# tanl: the paper's setting; tanl_official: the authors' shipped script (alpha 0.0, gap 0.5)
-methods = {name: openood_tanl.get_postprocessor(name)
-           for name in ("mcm", "neglabel", "adaneg", "tanl", "tanl_official")}
-results = compare_methods(methods, TextBank.of(net), features, protocol="mixed", seeds=[0, 1, 2])
-board = leaderboard_table(results)
-print(markdown_table(board))
-board.to_csv("leaderboard.csv")
+    # tanl: the paper's setting; tanl_official: the authors' shipped script (alpha 0.0, gap 0.5)
+    methods = {name: openood_tanl.get_postprocessor(name)
+               for name in ("mcm", "neglabel", "adaneg", "tanl", "tanl_official")}
+    results = compare_methods(methods, TextBank.of(net), features, protocol="mixed", seeds=[0, 1, 2])
+    board = leaderboard_table(results)
+    print(markdown_table(board))
+    board.to_csv("leaderboard.csv")

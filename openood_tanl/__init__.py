@@ -3,28 +3,27 @@
 Layout: ``core`` holds the pure-torch engines on embeddings (TANL and the baselines); ``postprocessors`` adapts
 them to OpenOOD's ``BasePostprocessor``; ``networks`` builds the open_clip network that carries the text bank;
 ``corpus`` and ``classnames`` ship the word lists; ``registry`` makes the names selectable inside OpenOOD (done on
-import when OpenOOD is installed).
+import when OpenOOD is installed). Attributes are imported on first use.
 """
+import importlib.util as _importlib_util
+
+from ._lazy import lazy_exports
+
 __version__ = "0.2.0"
 
-from .classnames import class_names
-from .core import TANL
-from .corpus import Corpus, build_corpus, load_corpus, read_word_list, wordnet_words
-from .postprocessors import OPENOOD_AVAILABLE, TANLPostprocessor
-from .protocol import CLIPNetwork
-from .registry import NETWORKS, POSTPROCESSORS, config_root, get_postprocessor, register
+_EXPORTS = {
+    "TANL": ".core", "TANLPostprocessor": ".postprocessors", "OPENOOD_AVAILABLE": ".postprocessors",
+    "CLIPNetwork": ".protocol", "POSTPROCESSORS": ".registry", "NETWORKS": ".registry", "config_root": ".registry",
+    "get_postprocessor": ".registry", "register": ".registry", "create_network": ".networks",
+    "class_names": ".classnames", "Corpus": ".corpus", "build_corpus": ".corpus", "load_corpus": ".corpus",
+    "read_word_list": ".corpus", "wordnet_words": ".corpus",
+}
+_SUBMODULES = ("classnames", "cli", "core", "corpus", "evaluation", "metrics", "networks", "postprocessors",
+               "protocol", "provenance", "registry", "synthetic", "textbank")
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 
-__all__ = ["TANL", "TANLPostprocessor", "CLIPNetwork", "POSTPROCESSORS", "NETWORKS", "config_root",
-           "get_postprocessor", "register", "create_network", "wordnet_words", "class_names", "Corpus",
-           "build_corpus", "load_corpus", "read_word_list", "OPENOOD_AVAILABLE"]
+if _importlib_util.find_spec("openood") is not None:  # OpenOOD installed: make our names selectable in it
+    from .registry import register as _register
 
-
-def create_network(*args, **kwargs):
-    """Build the open_clip network and its eval transform; see ``openood_tanl.networks.create_network``."""
-    from .networks import create_network as _create_network
-
-    return _create_network(*args, **kwargs)
-
-
-if OPENOOD_AVAILABLE:
-    register()
+    _register()

@@ -10,63 +10,88 @@ Commands (``openood-tanl <command> --help`` for each):
 
 Every result file comes with ``<stem>.run.json`` (what produced it: versions, methods and hyperparameters, backbone,
 weights, class names, corpus and its SHA-256, prompts, protocol, seeds, batch size, FPR@95 conventions) and every
-CSV with a ``config_id`` column naming that configuration.
+CSV with a ``config_id`` column naming that configuration. Results of another configuration are never overwritten
+without ``--overwrite``.
 
 Real benchmarks: OpenOOD v1.5 names (imagenet, imagenet200, cifar10, cifar100; needs OpenOOD and its data under
 --data-root), four-ood (image folders under --data-root), or a YAML spec of image lists/folders. Images are
 encoded once per model and replayed from the cache for every OOD set, seed, protocol, method and sweep value.
+
+Everything is checked before any model is loaded (arguments, methods and hyperparameters, output folder, images,
+class names against the ID labels, corpus); a mistake ends with one line on stderr and exit code 2 (``--debug``
+or ``OPENOOD_TANL_DEBUG=1`` shows the traceback).
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import torch
-import yaml
+from typing import Any, Callable
 
 from .corpus import CORPUS_RULES
-from .evaluation.leaderboard import (compare_methods, leaderboard_table, markdown_table, plot_sweep, sweep)
-from .evaluation.protocols import PROTOCOLS, FeatureBenchmark, FeatureSet, evaluate
-from .evaluation.reproduce import (EXPECTED_SPREAD, PAPER_SETTING, REPRODUCIBLE_BENCHMARKS, compare_with_paper,
-                                   setting_differences)
-from .postprocessors.config import load_yaml
-from .protocol import TextBank
-from .provenance import FPR_CONVENTIONS, run_record, write_run_record
-from .registry import POSTPROCESSORS
-from .synthetic import make_bank, make_stream
+from .evaluation.protocol_names import PROTOCOLS
+from .evaluation.reproduce import EXPECTED_SPREAD, PAPER_SETTING, REPRODUCIBLE_BENCHMARKS
 
 SYNTHETIC_NOTICE = ("THE DATA ARE SYNTHETIC (CLIP-like embeddings generated from a seed): the numbers show the "
                     "pipeline working, not results on any real benchmark.")
 DEFAULT_SWEEP_VALUES = (100, 300, 1000, 3000, 10000)
+_CONFIGS = Path(__file__).resolve().parent / "configs" / "postprocessors"
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or its files: reported in one line, exit code 2."""
+
+
+def method_names() -> list[str]:
+    """The registry names (one shipped YAML each), read without importing the engines."""
+    return sorted(path.stem for path in _CONFIGS.glob("*.yml"))
+
+
+def default_workers() -> int:
+    """Image-decoding workers: the CPUs this process may use, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(0, min(4, cpus))
 
 
 # ---------------------------------------------------------------------------------------------- methods
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``["gap=0.5", "alpha=0"]`` -> ``{"gap": 0.5, "alpha": 0}`` (values parsed as YAML scalars)."""
+    import yaml
+
     overrides = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got '{pair}' (e.g. --set gap=0.5)")
-        overrides[key.strip()] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects key=value, got '{pair}' (e.g. --set gap=0.5)")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise UsageError(f"--set {pair}: the value of '{key.strip()}' is not a number or word ({error})") from None
     return overrides
 
 
 def build_postprocessor(method: str, overrides: dict[str, Any] | None = None):
-    """A postprocessor from a registry name (``tanl``, ``mcm``, ``neglabel``, ``adaneg``) or a YAML path."""
+    """A postprocessor from a registry name (``method_names()``) or a YAML path; every value is checked here."""
+    from .postprocessors.config import load_yaml
+    from .registry import POSTPROCESSORS
+
     overrides = overrides or {}
     if method.endswith((".yml", ".yaml")):
         config = load_yaml(method)
         name = (config.get("postprocessor") or {}).get("name")
         if name not in POSTPROCESSORS:
-            raise SystemExit(f"{method}: postprocessor.name must be one of {', '.join(POSTPROCESSORS)}, got {name!r}")
+            raise UsageError(f"{method}: postprocessor.name must be one of {', '.join(POSTPROCESSORS)}, got {name!r}")
         return POSTPROCESSORS[name](config, **overrides)
     if method not in POSTPROCESSORS:
-        raise SystemExit(f"unknown method '{method}'; choose one of {', '.join(POSTPROCESSORS)} or a YAML path")
+        raise UsageError(f"unknown method '{method}'; choose one of {', '.join(POSTPROCESSORS)} or a YAML path")
     return POSTPROCESSORS[method](None, **overrides)
 
 
@@ -75,44 +100,107 @@ def method_label(method: str) -> str:
     return Path(method).stem if method.endswith((".yml", ".yaml")) else method
 
 
+def _postprocessors(methods: list[str]) -> dict[str, Any]:
+    labels = [method_label(m) for m in methods]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise UsageError(f"--methods names {repeated} more than once (a YAML counts by its file name); name each "
+                         "method once")
+    return {label: build_postprocessor(method) for label, method in zip(labels, methods)}
+
+
 # ---------------------------------------------------------------------------------------------- data
-def _id_classes(args) -> Any:
+def _id_classes(args, benchmark: str) -> Any:
     if args.id_classes:
         return args.id_classes
-    name = Path(args.benchmark).name
-    builtin = {"imagenet", "imagenet200", "cifar10", "cifar100"}
-    if name in builtin:
+    name = Path(benchmark).name
+    if name in ("imagenet", "imagenet200", "cifar10", "cifar100"):
         return name
     if name in ("four-ood", "imagenet-four-ood"):
         return "imagenet"
-    raise SystemExit(f"pass --id-classes for benchmark '{args.benchmark}' (a built-in set name or a text file "
-                     "with one class name a line, in label order)")
+    raise UsageError(f"pass --id-classes for benchmark '{benchmark}' (a built-in set name or a text file with one "
+                     "class name a line, in label order)")
 
 
-def load_features(args) -> tuple[TextBank, FeatureBenchmark]:
-    """Network (text bank from its cache), benchmark images, features (encoded once, then from the cache)."""
+@dataclass
+class Job:
+    """One benchmark, checked and described before any model is loaded."""
+
+    images: Any  # ImageBenchmark, its ID labels matched to the class names
+    id_classes: Any  # the class-name spec
+    plan: Any  # TextBankPlan: class names, corpus, provenance of the text bank
+
+    @property
+    def name(self) -> str:
+        return self.images.name
+
+
+def plan_benchmark(args, benchmark: str) -> Job:
+    """Images (every file listed and present), class names against the ID labels, protocol, text bank: all
+    checked, nothing encoded."""
+    from .classnames import class_names
+    from .evaluation.benchmarks import load_benchmark, match_id_classes
+    from .evaluation.protocols import check_protocol
+    from .networks import plan_text_bank
+
+    images = load_benchmark(benchmark, args.data_root)
+    spec = _id_classes(args, benchmark)
+    images, mapping = match_id_classes(images, class_names(spec))
+    print(mapping)
+    check_protocol(getattr(args, "protocol", "mixed"), [s.name for _, s in images.ood_sets()],
+                   getattr(args, "order", None), getattr(args, "seeds", None))
+    plan = plan_text_bank(args.model, args.pretrained, spec, args.corpus, corpus_rules=args.corpus_rules,
+                          templates=args.templates, precision=args.precision, quick_gelu=args.quick_gelu,
+                          model_config=args.model_config)
+    return Job(images, spec, plan)
+
+
+def _device(args):
     from .evaluation import distributed
-    from .evaluation.benchmarks import load_benchmark
+
+    import torch
+
+    try:
+        device = torch.device(distributed.device_for(args.device))
+    except RuntimeError as error:
+        raise UsageError(f"--device {args.device}: {error}") from None
+    if args.precision != "fp32" and device.type != "cuda":
+        raise UsageError(f"--precision {args.precision} needs a CUDA device; this run uses {device} (use fp32)")
+    return device
+
+
+def load_features(args, job: Job, postprocessors=()) -> tuple[Any, Any]:
+    """The network (text bank from its cache), each postprocessor's engine (checked against the text bank before
+    any image is encoded), then the benchmark's features (encoded once, then from the cache)."""
+    from .evaluation import distributed
     from .evaluation.features import extract_benchmark
     from .networks import create_network
+    from .protocol import TextBank
     from .textbank import default_cache_dir
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
-        net, preprocess = create_network(args.model, args.pretrained, _id_classes(args), args.corpus,
-                                         distributed.device_for(args.device), cache_dir,
-                                         corpus_rules=args.corpus_rules, templates=args.templates,
+        net, preprocess = create_network(args.model, args.pretrained, job.id_classes, args.corpus, _device(args),
+                                         cache_dir, corpus_rules=args.corpus_rules, templates=args.templates,
                                          precision=args.precision, quick_gelu=args.quick_gelu,
                                          model_config=args.model_config)
-    images = load_benchmark(args.benchmark, args.data_root)
-    features = extract_benchmark(net, preprocess, images, cache_dir, net.model_key, batch_size=args.batch_size,
-                                 num_workers=args.workers)
-    return TextBank.of(net), features
+    bank = TextBank.of(net)
+    for postprocessor in postprocessors:
+        postprocessor.engine_for(bank)  # bounds that need the text bank (e.g. num_negatives <= corpus size)
+    features = extract_benchmark(net, preprocess, job.images, cache_dir, net.model_key, batch_size=args.batch_size,
+                                 num_workers=args.workers, verify=args.verify)
+    return bank, features
 
 
 def synthetic_benchmark(seed: int = 0, num_classes: int = 100, corpus_size: int = 20000, dim: int = 256,
-                        num_id: int = 5000, num_ood: int = 1000) -> tuple[TextBank, FeatureBenchmark]:
+                        num_id: int = 5000, num_ood: int = 1000):
     """The demo's benchmark: ID images near their class text, near-OOD mixed with ID texts, far-OOD not."""
+    import torch
+
+    from .evaluation.protocols import FeatureBenchmark, FeatureSet
+    from .protocol import TextBank
+    from .synthetic import make_bank, make_stream
+
     bank = make_bank(num_classes, corpus_size, dim, seed=seed)
     id_features, _, id_labels = make_stream(bank, num_id, 0, signal=0.4, seed=seed + 1, shuffle=False)
     minus_one = torch.full((num_ood,), -1)
@@ -127,14 +215,45 @@ def synthetic_benchmark(seed: int = 0, num_classes: int = 100, corpus_size: int 
 
 
 # ---------------------------------------------------------------------------------------------- output
-def _show(table: pd.DataFrame) -> None:
+def check_out(out: Path) -> Path:
+    """The output folder, created and writable, or a UsageError."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the output folder --out {out} ({error.strerror}); choose another") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"the output folder --out {out} is not writable; choose another")
+    return out
+
+
+def claim_outputs(out: Path, stem: str, files: list[str], record: dict, overwrite: bool) -> None:
+    """Refuse to overwrite results of another configuration (another ``config_id``, or none) unless ``overwrite``."""
+    sidecar = out / f"{stem}.run.json"
+    present = [name for name in [*files, sidecar.name] if (out / name).exists()]
+    if not present or overwrite:
+        return
+    try:
+        previous = json.loads(sidecar.read_text()).get("config_id") if sidecar.exists() else None
+    except (OSError, ValueError):
+        previous = None
+    if previous == record["config_id"]:
+        return  # the same configuration: its results are replaced by the same computation
+    what = f"another configuration (config {previous})" if previous else "a run of unknown configuration"
+    raise UsageError(f"{out} already holds {', '.join(present)} from {what}; this run is config "
+                     f"{record['config_id']}. Pass --overwrite to replace them, or choose another --out")
+
+
+def _show(table) -> None:
+    import pandas as pd
+
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.2f}".format):
         print(table)
 
 
-def _write(table: pd.DataFrame, path: Path, record: dict, **kwargs) -> Path:
+def _write(table, path: Path, record: dict, **kwargs) -> Path:
     """A CSV with a ``config_id`` column naming the run record it belongs to."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     table.assign(config_id=record["config_id"]).to_csv(path, float_format="%.4f", **kwargs)
     print(f"wrote {path}")
     return path
@@ -147,6 +266,8 @@ def _write_markdown(text: str, path: Path, record: dict) -> Path:
 
 
 def _write_record(out: Path, stem: str, record: dict, files: list[Path]) -> None:
+    from .provenance import write_run_record
+
     path = write_run_record(out / f"{stem}.run.json", record, files)
     print(f"wrote {path}: what produced {', '.join(f.name for f in files)} (config {record['config_id']})")
 
@@ -177,25 +298,29 @@ def _conventions() -> None:
     print("FPR@95: OpenOOD's convention (OOD positive); FPR@95(ID+): the CLIP-OOD papers' (ID positive).")
 
 
-# ---------------------------------------------------------------------------------------------- commands
-def run_methods(methods: list[str], data: list[tuple[TextBank, FeatureBenchmark]], *, protocol: str,
-                seeds: list[int], batch_size: int, workers: int = 1) -> tuple[pd.DataFrame, dict]:
-    """Every method on every benchmark: ``compare_methods``' long table and the run record."""
-    postprocessors = {method_label(m): build_postprocessor(m) for m in methods}
-    if len(postprocessors) != len(methods):
-        raise SystemExit(f"--methods names a method twice ({' '.join(methods)}); a YAML counts by its file name")
-    results = pd.concat([compare_methods(postprocessors, bank, benchmark, protocol=protocol, seeds=seeds,
-                                         batch_size=batch_size, workers=workers)
-                         for bank, benchmark in data], ignore_index=True)
-    record = run_record(methods=postprocessors, text_banks={benchmark.name: bank for bank, benchmark in data},
-                        protocol=protocol, seeds=seeds, batch_size=batch_size)
-    return results, record
+def _record(postprocessors: dict, banks: dict, args, **extra) -> dict:
+    from .provenance import run_record
+
+    return run_record(methods=postprocessors, text_banks=banks, protocol=args.protocol, seeds=args.seeds,
+                      batch_size=args.batch_size, order=getattr(args, "order", None), **extra)
 
 
-def run_leaderboard(methods: list[str], data: list[tuple[TextBank, FeatureBenchmark]], out: Path, *,
-                    protocol: str, seeds: list[int], batch_size: int, workers: int = 1) -> pd.DataFrame:
-    results, record = run_methods(methods, data, protocol=protocol, seeds=seeds, batch_size=batch_size,
-                                  workers=workers)
+# ---------------------------------------------------------------------------------------------- runs
+def run_methods(postprocessors: dict, data: list, *, protocol: str, seeds: list[int], batch_size: int,
+                order=None, workers: int = 1):
+    """Every postprocessor on every (text bank, features) pair: ``compare_methods``' long table."""
+    import pandas as pd
+
+    from .evaluation.leaderboard import compare_methods
+
+    return pd.concat([compare_methods(postprocessors, bank, benchmark, protocol=protocol, seeds=seeds,
+                                      batch_size=batch_size, order=order, workers=workers)
+                      for bank, benchmark in data], ignore_index=True)
+
+
+def write_leaderboard(results, out: Path, record: dict):
+    from .evaluation.leaderboard import leaderboard_table, markdown_table
+
     board = leaderboard_table(results)
     _show(board)
     files = [_write(results, out / "results.csv", record, index=False), _write(board, out / "leaderboard.csv", record),
@@ -204,19 +329,18 @@ def run_leaderboard(methods: list[str], data: list[tuple[TextBank, FeatureBenchm
     return board
 
 
-def run_sweep(methods: list[str], argument: str, values: list[Any], bank, benchmark, out: Path, *, protocol: str,
-              seeds: list[int], batch_size: int, workers: int = 1) -> dict[str, pd.DataFrame]:
-    curves = {}
-    for method in methods:
-        curves[method] = sweep(lambda **kw: build_postprocessor(method, kw), argument, values, bank, benchmark,
-                               protocol=protocol, seeds=seeds, batch_size=batch_size, workers=workers)
-    curves = {method_label(m): curve for m, curve in curves.items()}
+def run_sweep(methods: dict, argument: str, values: list[Any], bank, benchmark, out: Path, record: dict, *,
+              protocol: str, seeds: list[int], batch_size: int, order=None, workers: int = 1):
+    """``methods``: label -> method (registry name or YAML); one curve per method over ``values``."""
+    import pandas as pd
+
+    from .evaluation.leaderboard import plot_sweep, sweep
+
+    curves = {label: sweep(functools.partial(_sweep_postprocessor, method), argument, values, bank, benchmark,
+                           protocol=protocol, seeds=seeds, batch_size=batch_size, order=order, workers=workers)
+              for label, method in methods.items()}
     table = pd.concat([c.assign(method=m) for m, c in curves.items()], ignore_index=True)
     _show(table.set_index(["method", argument]))
-    record = run_record(methods={method_label(m): build_postprocessor(m) for m in methods},
-                        text_banks={benchmark.name: bank},
-                        protocol=protocol, seeds=seeds, batch_size=batch_size,
-                        sweep={"argument": argument, "values": list(values)})
     files = [_write(table, out / "sweep.csv", record, index=False),
              plot_sweep(curves, argument, out / "sweep.png", title=f"{benchmark.name}: {protocol} protocol")]
     print(f"wrote {files[-1]}")
@@ -224,24 +348,47 @@ def run_sweep(methods: list[str], argument: str, values: list[Any], bank, benchm
     return curves
 
 
+def _sweep_postprocessor(method: str, **value):
+    return build_postprocessor(method, value)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+LEADERBOARD_FILES = ["results.csv", "leaderboard.csv", "leaderboard.md"]
+SWEEP_FILES = ["sweep.csv", "sweep.png"]
+REPRODUCE_FILES = ["reproduce.csv", "reproduce-results.csv", "reproduce.md"]
+
+
 def cmd_demo(args) -> None:
+    out = check_out(args.out)
     print(f"openood-tanl demo: {SYNTHETIC_NOTICE}")
     bank, benchmark = synthetic_benchmark(seed=args.seed)
+    methods = {m: build_postprocessor(m) for m in ("mcm", "neglabel", "adaneg", "tanl")}
+    settings = dict(protocol="mixed", seeds=[args.seed], batch_size=256)
+    sweep_methods = {m: m for m in ("tanl", "neglabel")}
+    values = list(DEFAULT_SWEEP_VALUES)
+    from .provenance import run_record
+
+    board_record = run_record(methods=methods, text_banks={benchmark.name: bank}, **settings)
+    sweep_record = run_record(methods={m: build_postprocessor(m) for m in sweep_methods},
+                              text_banks={benchmark.name: bank}, sweep={"argument": "num_negatives", "values": values},
+                              **settings)
+    claim_outputs(out, "leaderboard", LEADERBOARD_FILES, board_record, args.overwrite)
+    claim_outputs(out, "sweep", SWEEP_FILES, sweep_record, args.overwrite)
     print(f"benchmark: {len(benchmark.id_set)} ID embeddings (100 classes, D=256), near- and far-OOD sets of "
           f"{len(benchmark.ood_groups['near'][0])}, corpus of 20,000 words; mixed protocol, seed {args.seed}")
-    run_leaderboard(["mcm", "neglabel", "adaneg", "tanl"], [(bank, benchmark)], args.out, protocol="mixed",
-                    seeds=[args.seed], batch_size=256)
+    write_leaderboard(run_methods(methods, [(bank, benchmark)], **settings), out, board_record)
     _conventions()
-    run_sweep(["tanl", "neglabel"], "num_negatives", list(DEFAULT_SWEEP_VALUES), bank, benchmark, args.out,
-              protocol="mixed", seeds=[args.seed], batch_size=256)
+    run_sweep(sweep_methods, "num_negatives", values, bank, benchmark, out, sweep_record, **settings)
     print(f"openood-tanl demo: done. {SYNTHETIC_NOTICE}")
 
 
 def cmd_extract(args) -> None:
     from .evaluation import distributed
 
+    job = plan_benchmark(args, args.benchmark)
+    _device(args)
     distributed.init_from_env()  # under torchrun (WORLD_SIZE > 1): each rank encodes its share of the shards
-    _, benchmark = load_features(args)
+    _, benchmark = load_features(args, job)
     if not distributed.is_main_process():
         return
     sets = [benchmark.id_set] + [s for _, s in benchmark.ood_sets()]
@@ -250,82 +397,178 @@ def cmd_extract(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    bank, benchmark = load_features(args)
-    postprocessor = build_postprocessor(args.method, parse_overrides(args.set))
+    from .evaluation.protocols import evaluate
+
+    out = check_out(args.out)
+    overrides = parse_overrides(args.set)
+    postprocessor = build_postprocessor(args.method, overrides)
+    job = plan_benchmark(args, args.benchmark)
+    _device(args)
+    label = method_label(args.method)
+    record = _record({label: postprocessor}, {job.name: job.plan.provenance}, args)
+    settings = "".join(f"-{key}{re.sub(r'[^A-Za-z0-9.+_-]', '_', str(value))}" for key, value in sorted(overrides.items()))
+    stem = f"{label}{settings}-{Path(args.benchmark).stem}-{args.protocol}"
+    claim_outputs(out, stem, [f"{stem}.csv", f"{stem}-per-seed.csv"], record, args.overwrite)
+    bank, benchmark = load_features(args, job, [postprocessor])
     summary, per_seed = evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, args.protocol,
                                  seeds=args.seeds, batch_size=args.batch_size, order=args.order,
                                  workers=args.stream_workers)
     _show(summary)
     _conventions()
-    record = run_record(methods={method_label(args.method): postprocessor}, text_banks={benchmark.name: bank},
-                        protocol=args.protocol, seeds=args.seeds, batch_size=args.batch_size, order=args.order)
-    stem = f"{method_label(args.method)}-{Path(args.benchmark).stem}-{args.protocol}"
-    files = [_write(summary, args.out / f"{stem}.csv", record),
-             _write(per_seed, args.out / f"{stem}-per-seed.csv", record, index=False)]
-    _write_record(args.out, stem, record, files)
+    files = [_write(summary, out / f"{stem}.csv", record),
+             _write(per_seed, out / f"{stem}-per-seed.csv", record, index=False)]
+    _write_record(out, stem, record, files)
+
+
+def _plan_benchmarks(args, names: list[str]) -> list[Job]:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--benchmarks names {repeated} more than once; name each benchmark once")
+    jobs = [plan_benchmark(args, name) for name in names]
+    labels = [job.name for job in jobs]
+    clashes = sorted({label for label in labels if labels.count(label) > 1})
+    if clashes:
+        raise UsageError(f"two benchmarks are both called {clashes}; give each spec its own 'name'")
+    return jobs
 
 
 def cmd_leaderboard(args) -> None:
-    data = []
-    for benchmark in args.benchmarks:
-        args.benchmark = benchmark
-        data.append(load_features(args))
-    run_leaderboard(args.methods, data, args.out, protocol=args.protocol, seeds=args.seeds,
-                    batch_size=args.batch_size, workers=args.stream_workers)
+    out = check_out(args.out)
+    postprocessors = _postprocessors(args.methods)
+    jobs = _plan_benchmarks(args, args.benchmarks)
+    _device(args)
+    record = _record(postprocessors, {job.name: job.plan.provenance for job in jobs}, args)
+    claim_outputs(out, "leaderboard", LEADERBOARD_FILES, record, args.overwrite)
+    data = [load_features(args, job, postprocessors.values()) for job in jobs]
+    write_leaderboard(run_methods(postprocessors, data, protocol=args.protocol, seeds=args.seeds,
+                                  batch_size=args.batch_size, order=args.order, workers=args.stream_workers),
+                      out, record)
     _conventions()
 
 
+def cmd_sweep(args) -> None:
+    import yaml
+
+    out = check_out(args.out)
+    defaults = _postprocessors(args.methods)  # label -> postprocessor at its defaults (refuses repeats)
+    methods = dict(zip(defaults, args.methods))  # label -> registry name or YAML
+    try:
+        values = [yaml.safe_load(v) for v in args.values]
+    except yaml.YAMLError as error:
+        raise UsageError(f"--values: not a list of numbers or words ({error})") from None
+    if len({json.dumps(v, sort_keys=True, default=str) for v in values}) != len(values):
+        raise UsageError(f"--values {args.values} repeat a value; give each value once")
+    swept = {label: [build_postprocessor(m, {args.argument: v}) for v in values] for label, m in methods.items()}
+    job = plan_benchmark(args, args.benchmark)
+    _device(args)
+    record = _record(defaults, {job.name: job.plan.provenance}, args,
+                     sweep={"argument": args.argument, "values": values})
+    claim_outputs(out, "sweep", SWEEP_FILES, record, args.overwrite)
+    bank, benchmark = load_features(args, job)
+    for postprocessors in swept.values():  # every value against the text bank before the replays
+        for postprocessor in postprocessors:
+            postprocessor.engine_for(bank)
+            postprocessor.engine = None
+    run_sweep(methods, args.argument, values, bank, benchmark, out, record, protocol=args.protocol, seeds=args.seeds,
+              batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
+
+
 def cmd_reproduce(args) -> None:
-    bank, benchmark = load_features(args)
-    print(f"openood-tanl reproduce: {', '.join(args.methods)} on {benchmark.name}, {args.protocol} protocol, seeds "
-          f"{' '.join(map(str, args.seeds))}, batch {args.batch_size} (tanl = the paper's preset, tanl.yml)")
-    results, record = run_methods(args.methods, [(bank, benchmark)], protocol=args.protocol, seeds=args.seeds,
-                                  batch_size=args.batch_size, workers=args.stream_workers)
-    paper = "four-ood" if benchmark.name in ("four-ood", "imagenet-four-ood") else benchmark.name
-    table = compare_with_paper(results, paper)
+    from .evaluation.leaderboard import markdown_table
+    from .evaluation.reproduce import compare_with_paper, setting_differences
+    from .provenance import FPR_CONVENTIONS
+
+    out = check_out(args.out)
+    postprocessors = _postprocessors(args.methods)
+    job = plan_benchmark(args, args.benchmark)
+    _device(args)
+    paper = "four-ood" if job.name in ("four-ood", "imagenet-four-ood") else job.name
     setting = {"model": args.model, "pretrained": args.pretrained, "precision": args.precision,
                "templates": args.templates, "protocol": args.protocol, "seeds": args.seeds,
                "batch_size": args.batch_size}
-    differences = setting_differences(setting, bank.provenance.get("corpus"))
-    record = {**record, "reproduce": {"paper_benchmark": paper, "differences_from_paper": differences}}
+    differences = setting_differences(setting, job.plan.provenance.get("corpus"))
+    record = _record(postprocessors, {job.name: job.plan.provenance}, args,
+                     reproduce={"paper_benchmark": paper, "differences_from_paper": differences})
+    claim_outputs(out, "reproduce", REPRODUCE_FILES, record, args.overwrite)
+    print(f"openood-tanl reproduce: {', '.join(postprocessors)} on {job.name}, {args.protocol} protocol, seeds "
+          f"{' '.join(map(str, args.seeds))}, batch {args.batch_size} (tanl = the paper's preset, tanl.yml)")
+    bank, benchmark = load_features(args, job, postprocessors.values())
+    results = run_methods(postprocessors, [(bank, benchmark)], protocol=args.protocol, seeds=args.seeds,
+                          batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
+    table = compare_with_paper(results, paper)
     _show(table.set_index(["method", "dataset"]))
     print("Each FPR@95 is compared in the convention its paper printed it in (column 'convention'): "
           + "; ".join(f"{name}: {text}" for name, text in FPR_CONVENTIONS.items()) + ".")
     print(f"Differences are ours - paper; {EXPECTED_SPREAD}.")
     if differences:
         print("This run differs from the paper's setting: " + "; ".join(differences) + ".")
-    files = [_write(table, args.out / "reproduce.csv", record, index=False),
-             _write(results, args.out / "reproduce-results.csv", record, index=False),
+    files = [_write(table, out / "reproduce.csv", record, index=False),
+             _write(results, out / "reproduce-results.csv", record, index=False),
              _write_markdown(markdown_table(table.set_index(["method", "dataset"]), bold=False)
                              + ("\nDiffers from the paper's setting: " + "; ".join(differences) + ".\n"
-                                if differences else ""), args.out / "reproduce.md", record)]
-    _write_record(args.out, "reproduce", record, files)
-
-
-def cmd_sweep(args) -> None:
-    bank, benchmark = load_features(args)
-    values = [yaml.safe_load(v) for v in args.values]
-    run_sweep(args.methods, args.argument, values, bank, benchmark, args.out, protocol=args.protocol,
-              seeds=args.seeds, batch_size=args.batch_size, workers=args.stream_workers)
+                                if differences else ""), out / "reproduce.md", record)]
+    _write_record(out, "reproduce", record, files)
 
 
 # ---------------------------------------------------------------------------------------------- parser
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]."""
+    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got '{text}'") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int, _count, _seed = _whole_number(1), _whole_number(0), _whole_number(0, 2**63 - 1)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (unless None, a flag's False, or already worded in its help) and keeps the
+    description's line breaks."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS)) or "default" in text \
+                or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error (also OPENOOD_TANL_DEBUG=1)")
+
+
+def _output_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--out", type=Path, default=Path(default), help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results of another configuration in --out (otherwise refused)")
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and text bank")
-    group.add_argument("--model", default="ViT-B-16", help="open_clip model name (default: %(default)s)")
-    group.add_argument("--pretrained", default="openai",
-                       help="open_clip pretrained tag or local checkpoint path (default: %(default)s)")
+    group.add_argument("--model", default="ViT-B-16", help="open_clip model name")
+    group.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or local checkpoint path")
     group.add_argument("--model-config", default=None, help="open_clip model-config JSON for a custom architecture")
     group.add_argument("--id-classes", default=None,
                        help="imagenet | imagenet-disambiguated | imagenet200 | cifar10 | cifar100 | class-name file "
                             "(default: from --benchmark)")
     group.add_argument("--corpus", default="wordnet",
                        help="wordnet | wordnet-all-lemmas | a folder of adj*.txt/noun*.txt word lists (NegLabel's "
-                            "txtfiles/ gives the official corpus) | a word-list file (default: %(default)s)")
+                            "txtfiles/ gives the official corpus) | a word-list file")
     group.add_argument("--corpus-rules", default="official", choices=CORPUS_RULES,
                        help="official: exact de-duplication and the official file reading; clean: case-insensitive, "
-                            "stripped lines (default: %(default)s)")
-    group.add_argument("--templates", default="official", choices=("official", "openai-ensemble"))
+                            "stripped lines")
+    group.add_argument("--templates", default="official", choices=("official", "openai-ensemble"),
+                       help="prompts: the official single templates or open_clip's OpenAI ensemble")
     group.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="fp16 needs CUDA")
     group.add_argument("--quick-gelu", default=None, action=argparse.BooleanOptionalAction,
                        help="force QuickGELU on/off (default: what the weights were trained with)")
@@ -333,79 +576,114 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-dir", default=None,
                        help="text-bank and feature cache (default: $OPENOOD_TANL_CACHE or ~/.cache/openood_tanl)")
     group.add_argument("--data-root", default=None, help="folder holding the benchmark's images and lists")
-    group.add_argument("--workers", type=int, default=4, help="data-loader workers for encoding (default: %(default)s)")
+    group.add_argument("--workers", type=_count, default=default_workers(),
+                       help="image-decoding workers for encoding (default: this machine's CPUs, at most 4)")
+    group.add_argument("--verify", action="store_true",
+                       help="hash every image's bytes and re-encode the cached features of changed images even "
+                            "where size and modification time were kept (always done for those that changed)")
 
 
-def _protocol_arguments(parser: argparse.ArgumentParser) -> None:
+def _protocol_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
     group = parser.add_argument_group("protocol")
     group.add_argument("--protocol", default="mixed", choices=PROTOCOLS,
-                       help="mixed: reset per OOD set, ID and OOD shuffled together (the paper's; default)")
-    group.add_argument("--seeds", type=int, nargs="+", default=[0], help="stream orders to average (e.g. 0 1 2)")
-    group.add_argument("--batch-size", type=int, default=256, help="test batch size (default: %(default)s)")
-    group.add_argument("--order", nargs="+", default=None, help="temporal protocol: OOD set order")
-    group.add_argument("--stream-workers", type=int, default=1,
-                       help="processes for independent streams (each seed x OOD set; each seed of temporal); "
-                            "same results as 1 (default: %(default)s)")
-    group.add_argument("--out", type=Path, default=Path("openood-tanl-results"), help="output folder")
+                       help="mixed: reset per OOD set, ID and OOD shuffled together (the paper's)")
+    group.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="stream orders to average (e.g. 0 1 2)")
+    group.add_argument("--batch-size", type=_positive_int, default=256, help="test batch size")
+    group.add_argument("--order", nargs="+", default=None,
+                       help="temporal protocol: every OOD set once, in arrival order")
+    group.add_argument("--stream-workers", type=_positive_int, default=1,
+                       help="processes for independent streams (each seed x OOD set; each seed of temporal); same "
+                            "results as 1")
+    _output_arguments(group, default_out)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="openood-tanl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    demo = commands.add_parser("demo", help="the main job on an embedded synthetic benchmark (no download)")
-    demo.add_argument("--out", type=Path, default=Path("tanl-demo"), help="output folder (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0)
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
+        _common_arguments(sub)
+        return sub
+
+    demo = command("demo", "the main job on an embedded synthetic benchmark (no download)")
+    demo.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic data and of the stream order")
+    _output_arguments(demo, "tanl-demo")
     demo.set_defaults(run=cmd_demo)
 
-    extract = commands.add_parser("extract", help="encode a benchmark's images into the feature cache")
-    extract.add_argument("--benchmark", required=True, help="imagenet | imagenet200 | cifar10 | cifar100 | four-ood | spec.yml")
+    extract = command("extract", "encode a benchmark's images into the feature cache")
+    extract.add_argument("--benchmark", required=True,
+                         help="imagenet | imagenet200 | cifar10 | cifar100 | four-ood | spec.yml")
     _model_arguments(extract)
-    extract.add_argument("--batch-size", type=int, default=256)
+    extract.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
     extract.set_defaults(run=cmd_extract)
 
-    evaluation = commands.add_parser("eval", help="one method on a benchmark under a protocol")
-    evaluation.add_argument("--method", required=True, help=f"{' | '.join(POSTPROCESSORS)} | a postprocessor YAML")
-    evaluation.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override arguments, e.g. gap=0.5")
-    evaluation.add_argument("--benchmark", required=True)
+    methods = " | ".join(method_names())
+    evaluation = command("eval", "one method on a benchmark under a protocol")
+    evaluation.add_argument("--method", required=True, help=f"{methods} | a postprocessor YAML")
+    evaluation.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                            help="override hyperparameters, e.g. gap=0.5 alpha=0")
+    evaluation.add_argument("--benchmark", required=True,
+                            help="imagenet | imagenet200 | cifar10 | cifar100 | four-ood | spec.yml")
     _model_arguments(evaluation)
-    _protocol_arguments(evaluation)
+    _protocol_arguments(evaluation, "openood-tanl-results")
     evaluation.set_defaults(run=cmd_eval)
 
-    board = commands.add_parser("leaderboard", help="methods x benchmarks x seeds -> CSV + markdown")
-    board.add_argument("--methods", nargs="+", default=["mcm", "neglabel", "adaneg", "tanl"])
-    board.add_argument("--benchmarks", nargs="+", required=True)
+    board = command("leaderboard", "methods x benchmarks x seeds -> CSV + markdown")
+    board.add_argument("--methods", nargs="+", default=["mcm", "neglabel", "adaneg", "tanl"],
+                       help=f"{methods} | postprocessor YAMLs")
+    board.add_argument("--benchmarks", nargs="+", required=True, help="benchmark names or spec files")
     _model_arguments(board)
-    _protocol_arguments(board)
+    _protocol_arguments(board, "openood-tanl-results")
     board.set_defaults(run=cmd_leaderboard)
 
-    sweeping = commands.add_parser("sweep", help="methods over values of one argument -> CSV + PNG")
-    sweeping.add_argument("--methods", nargs="+", default=["tanl", "neglabel"])
-    sweeping.add_argument("--argument", default="num_negatives", help="argument to sweep (default: %(default)s)")
-    sweeping.add_argument("--values", nargs="+", default=[str(v) for v in DEFAULT_SWEEP_VALUES])
-    sweeping.add_argument("--benchmark", required=True)
+    sweeping = command("sweep", "methods over values of one argument -> CSV + PNG")
+    sweeping.add_argument("--methods", nargs="+", default=["tanl", "neglabel"], help=f"{methods} | postprocessor YAMLs")
+    sweeping.add_argument("--argument", default="num_negatives", help="hyperparameter to sweep")
+    sweeping.add_argument("--values", nargs="+", default=[str(v) for v in DEFAULT_SWEEP_VALUES],
+                          help="values of --argument (numbers or words)")
+    sweeping.add_argument("--benchmark", required=True,
+                          help="imagenet | imagenet200 | cifar10 | cifar100 | four-ood | spec.yml")
     _model_arguments(sweeping)
-    _protocol_arguments(sweeping)
+    _protocol_arguments(sweeping, "openood-tanl-results")
     sweeping.set_defaults(run=cmd_sweep)
 
-    reproducing = commands.add_parser("reproduce", help="the paper's setting; paper's numbers vs ours per dataset")
+    reproducing = command("reproduce", "the paper's setting; paper's numbers vs ours per dataset")
     reproducing.add_argument("--benchmark", required=True, choices=REPRODUCIBLE_BENCHMARKS,
                              help="four-ood (ImageNet val vs iNaturalist, SUN, Places, Textures folders) or imagenet "
                                   "(OpenOOD v1.5; needs OpenOOD and its data)")
     reproducing.add_argument("--methods", nargs="+", default=list(PAPER_SETTING["methods"]),
-                             help="methods to run (default: %(default)s; tanl is the paper's preset)")
+                             help="methods to run (tanl is the paper's preset)")
     _model_arguments(reproducing)
-    _protocol_arguments(reproducing)
-    reproducing.set_defaults(run=cmd_reproduce, seeds=list(PAPER_SETTING["seeds"]),
-                             out=Path("openood-tanl-reproduce"))
+    _protocol_arguments(reproducing, "openood-tanl-reproduce")
+    reproducing.set_defaults(run=cmd_reproduce, seeds=list(PAPER_SETTING["seeds"]))
     return parser
 
 
+#: Errors that are the user's to fix (exit code 2); anything else is reported the same way with exit code 1.
+USER_ERRORS = (ValueError, TypeError, LookupError, OSError, ImportError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    torch.set_grad_enabled(False)
-    args.run(args)
+    args = build_parser().parse_args(argv)  # argparse reports its own usage errors (exit code 2)
+    debug = getattr(args, "debug", False) or os.environ.get("OPENOOD_TANL_DEBUG", "") not in ("", "0")
+    try:
+        import torch
+
+        torch.set_grad_enabled(False)
+        args.run(args)
+    except Exception as error:  # noqa: BLE001 - every error becomes one readable message
+        if debug:
+            raise
+        import yaml
+
+        user = isinstance(error, USER_ERRORS + (yaml.YAMLError,))
+        kind = "error" if user else f"internal error ({type(error).__name__}; please report it)"
+        print(f"openood-tanl {args.command}: {kind}: {error}", file=sys.stderr)
+        print("(run with --debug, or OPENOOD_TANL_DEBUG=1, for the traceback)", file=sys.stderr)
+        return 2 if user else 1
     return 0
 
 

@@ -98,7 +98,7 @@ def test_yaml_spec_data_root_argument(tree, tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("- a\n- b\n", "must be a mapping"),
+    ("- a\n- b\n", "must hold a YAML mapping"),
     ("id: {folder: id}\n", "needs 'ood'"),
     ("id: {folder: id}\nood: {far: {o: {folder: ood_a, list: x.txt}}}\n", "exactly one of"),
     ("id: {folder: id}\nood: {far: {o: {folder: ood_a, colour: red}}}\n", "unknown keys"),
@@ -190,7 +190,7 @@ def test_openood_name_without_openood_is_a_clear_error(tmp_path, monkeypatch):
 
 
 needs_openood = pytest.mark.skipif(not openood_tanl.OPENOOD_AVAILABLE,
-                                   reason="OpenOOD is not installed (run with /opt/openood-venv/bin/python)")
+                                   reason="OpenOOD is not installed (pip install git+https://github.com/Jingkang50/OpenOOD)")
 
 
 @needs_openood

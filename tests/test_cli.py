@@ -26,8 +26,8 @@ def workspace(tmp_path_factory):
         images(root / "data" / "id" / f"class{label}", 12, tint)
     images(root / "data" / "near", 10, 100)
     images(root / "data" / "far", 10, 240)
-    spec = {"name": "toy", "id": {"folder": "id"}, "ood": {"near": {"toy-near": {"folder": "near"}},
-                                                            "far": {"toy-far": {"folder": "far"}}}}
+    spec = {"name": "toy", "id": {"folder": "id", "classes": ["class0", "class1", "class2"]},
+            "ood": {"near": {"toy-near": {"folder": "near"}}, "far": {"toy-far": {"folder": "far"}}}}
     (root / "data" / "toy.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (root / "classes.txt").write_text("red thing\ngreen thing\nblue thing\n")
     (root / "words.txt").write_text("".join(f"word{i}\n" for i in range(1200)))
@@ -58,10 +58,10 @@ def test_extract_then_eval_reads_the_cache(workspace, monkeypatch, capsys):
     assert cli.main(["eval", "--method", "tanl", "--set", "num_negatives=100", "memory_length=20",
                      "--benchmark", benchmark, *common, "--seeds", "0", "1", "--batch-size", "8",
                      "--out", str(out)]) == 0
-    table = pd.read_csv(out / "tanl-toy-mixed.csv", index_col="dataset")
+    table = pd.read_csv(out / "tanl-memory_length20-num_negatives100-toy-mixed.csv", index_col="dataset")
     assert list(table.index) == ["toy-near", "nearood", "toy-far", "farood"]
     assert {"AUROC", "FPR@95", "FPR@95(ID+)", "AUROC_std"} <= set(table.columns)
-    per_seed = pd.read_csv(out / "tanl-toy-mixed-per-seed.csv")
+    per_seed = pd.read_csv(out / "tanl-memory_length20-num_negatives100-toy-mixed-per-seed.csv")
     assert sorted(per_seed["seed"].unique()) == [0, 1]
 
 
@@ -91,8 +91,9 @@ def test_temporal_protocol_and_bad_input(workspace, capsys):
                      "--order", "toy-far", "toy-near", "--out", str(root / "temporal")]) == 0
     with pytest.raises(SystemExit):
         cli.main(["eval", "--method", "mcm", "--benchmark", benchmark, *common, "--protocol", "shuffled"])
-    with pytest.raises(SystemExit, match="pass --id-classes"):
-        cli.main(["eval", "--method", "mcm", "--benchmark", benchmark, *common[:6]])
+    capsys.readouterr()
+    assert cli.main(["eval", "--method", "mcm", "--benchmark", benchmark, *common[:6]]) == 2
+    assert "error: pass --id-classes" in capsys.readouterr().err
 
 
 def test_help_is_readable(capsys):
@@ -115,8 +116,8 @@ def test_every_result_file_carries_its_provenance(workspace):
     out = root / "provenance"
     assert cli.main(["eval", "--method", "tanl_official", "--set", "num_negatives=100", "--benchmark", benchmark,
                      *common, "--seeds", "3", "4", "--batch-size", "8", "--out", str(out)]) == 0
-    record = _record(out / "tanl_official-toy-mixed.run.json")
-    assert record["files"] == ["tanl_official-toy-mixed.csv", "tanl_official-toy-mixed-per-seed.csv"]
+    record = _record(out / "tanl_official-num_negatives100-toy-mixed.run.json")
+    assert record["files"] == ["tanl_official-num_negatives100-toy-mixed.csv", "tanl_official-num_negatives100-toy-mixed-per-seed.csv"]
     hyper = record["methods"]["tanl_official"]
     assert hyper["method"] == "tanl_official"
     assert hyper["hyperparameters"] == {"num_negatives": 100, "memory_length": 300, "gap": 0.5, "alpha": 0.0,
@@ -141,7 +142,7 @@ def test_every_result_file_carries_its_provenance(workspace):
     assert cli.main(["eval", "--method", "tanl_official", "--set", "num_negatives=100", "--benchmark", benchmark,
                      *other, "--corpus-rules", "clean", "--seeds", "3", "4", "--batch-size", "8",
                      "--out", str(root / "provenance-2")]) == 0
-    second = _record(root / "provenance-2" / "tanl_official-toy-mixed.run.json")
+    second = _record(root / "provenance-2" / "tanl_official-num_negatives100-toy-mixed.run.json")
     assert second["config_id"] != record["config_id"]
     corpus = second["benchmarks"]["toy"]["text_bank"]["corpus"]
     assert (corpus["words"], corpus["nouns"], corpus["rules"]) == (400, 300, "clean")

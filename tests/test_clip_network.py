@@ -121,11 +121,22 @@ def test_another_word_list_is_never_served_from_the_cache(built, checkpoint, cor
     torch.testing.assert_close(again.corpus_text_features[unchanged], net.corpus_text_features[unchanged])
 
 
-def test_other_classes_change_the_key(built, checkpoint, corpus_dir):
+def test_another_class_list_encodes_only_the_class_names(built, checkpoint, corpus_dir, monkeypatch):
+    import openood_tanl.networks.clip_network as clip_network
+
     net, _, cache = built
+    encoded = []
+    original = clip_network._encode_texts
+    monkeypatch.setattr(clip_network, "_encode_texts",
+                        lambda model, tokenizer, names, *a: encoded.append(list(names)) or original(model, tokenizer,
+                                                                                                   names, *a))
     other, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES[:3], corpus_dir, "cpu", cache)
+    assert encoded == [CLASSES[:3]]  # the word lists come from the cache: the class names only select rows
     assert other.id_text_features.shape[0] == 3
     assert other.corpus_text_features.shape[0] == 201  # 'pizza' is no longer an ID class: kept
+    for word in ("noun5", "adj7"):
+        torch.testing.assert_close(other.corpus_text_features[other.corpus.words.index(word)],
+                                   net.corpus_text_features[net.corpus.words.index(word)])
 
 
 def test_every_postprocessor_runs_on_the_real_network(built):

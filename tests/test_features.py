@@ -243,3 +243,61 @@ def test_pickle_bomb_shard_is_refused_and_recomputed(built, images, tmp_path):
         again = extract(net, preprocess, images, tmp_path, key)
     assert not marker.exists()
     assert torch.equal(again.features, clean.features)
+
+
+def _copy_images(images, folder):
+    import shutil
+
+    folder.mkdir()
+    paths = [shutil.copy2(p, folder / f"img{i}.png") for i, p in enumerate(images.paths)]
+    return ImageList("toy", [str(p) for p in paths], images.labels)
+
+
+def _replace_image(path, seed, keep_size_and_time=False):
+    """Write other pixels at ``path`` (same format); optionally keep its size and modification time."""
+    import os
+
+    before = os.stat(path)
+    with Image.open(path) as image:
+        size, mode = image.size, image.mode
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0]) + (() if mode == "L" else (3,)), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="BMP")  # uncompressed: the size depends on the image size only
+    if keep_size_and_time:  # as cp -p or rsync -a would leave it (a BMP's size depends on its dimensions only)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+
+
+def test_replaced_images_are_re_encoded_shard_by_shard(built, images, tmp_path):
+    net, preprocess, key = built
+    images = _copy_images(images, tmp_path / "images")
+    first = extract(net, preprocess, images, tmp_path / "cache", key)
+    _replace_image(images.paths[5], seed=11)  # in shard 1 (rows 4-7)
+    counting = CountingNet(net)
+    with pytest.warns(RuntimeWarning, match=r"rows 4-7\) changed on disk since they were encoded"):
+        again = extract(counting, preprocess, images, tmp_path / "cache", key)
+    assert counting.calls == SHARD // BATCH  # that shard's forward passes only
+    fresh = extract(net, preprocess, images, tmp_path / "fresh-cache", key)
+    torch.testing.assert_close(again.features, fresh.features)  # what a new cache gives
+    assert not torch.equal(again.features[5], first.features[5])
+    torch.testing.assert_close(again.features[:4], first.features[:4])
+
+
+def test_verify_catches_contents_changed_under_the_same_size_and_time(built, images, tmp_path):
+    net, preprocess, key = built
+    images = _copy_images(images, tmp_path / "images")
+    for path in images.paths:  # BMP files: a changed image can keep its file size exactly
+        with Image.open(path) as image:
+            image.save(path, format="BMP")
+    extract(net, preprocess, images, tmp_path / "cache", key)
+    _replace_image(images.paths[9], seed=12, keep_size_and_time=True)  # shard 2 (rows 8-9)
+    counting = CountingNet(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # without verify, size and time are all that is checked
+        extract(counting, preprocess, images, tmp_path / "cache", key)
+    assert counting.calls == 0
+    with pytest.warns(RuntimeWarning, match=r"the contents of its images \(rows 8-9\) changed"):
+        verified = extract(counting, preprocess, images, tmp_path / "cache", key, verify=True)
+    assert counting.calls == 1
+    torch.testing.assert_close(verified.features,
+                               extract(net, preprocess, images, tmp_path / "fresh-cache", key).features)

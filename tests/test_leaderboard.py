@@ -65,7 +65,7 @@ def test_method_resolution_and_overrides(tmp_path):
     config = tmp_path / "mine.yml"
     config.write_text("postprocessor:\n  name: tanl\n  postprocessor_args:\n    alpha: 0.0\n")
     assert cli.build_postprocessor(str(config)).args["alpha"] == 0.0
-    with pytest.raises(SystemExit, match="unknown method 'tnal'"):
+    with pytest.raises(cli.UsageError, match="unknown method 'tnal'"):
         cli.build_postprocessor("tnal")
-    with pytest.raises(SystemExit, match="key=value"):
+    with pytest.raises(cli.UsageError, match="key=value"):
         cli.parse_overrides(["gap"])

@@ -20,14 +20,14 @@ The algorithm, per test batch (P = C + M proxies: the C ID class texts, then the
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .scoring import grouped_id_share, negative_groups
-from .validation import as_rows, check_batch, check_int, check_same_dim as _check_same_dim, check_unit
+from .validation import (as_rows, check_batch, check_flag, check_hyperparameters, check_int, check_logit_scale,
+                         check_real, check_seed, check_unit)
+from .validation import check_same_dim as _check_same_dim
 
-__all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES"]
+__all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES", "HYPERPARAMETER_CHECKS"]
 
 #: Our argument name -> the official ``TTAPromptPostprocessor_noadagap`` name (``postprocessor_args`` key).
 OFFICIAL_NAMES = {
@@ -50,6 +50,29 @@ SCORE_MODES = {
     "adaonly": "memory score",
     "vanillaonly": "text score",
     "multiply": "memory score * text score",
+}
+
+
+
+def _check_score_mode(name: str, value) -> str:
+    if value not in SCORE_MODES:
+        raise ValueError(f"{name} must be one of {sorted(SCORE_MODES)}, got {value!r}")
+    return value
+
+
+#: Each hyperparameter's check (``num_groups`` is also bounded by the number of negatives).
+HYPERPARAMETER_CHECKS = {
+    "threshold": check_unit,
+    "gap": check_unit,
+    "memory_length": lambda name, value: check_int(name, value, 1),
+    "mix_weight": lambda name, value: check_real(name, value, 0.0),
+    "num_groups": lambda name, value: check_int(name, value, 1),
+    "shuffle_groups": check_flag,
+    "sample_adaptive": check_flag,
+    "sharpness": lambda name, value: check_real(name, value, 0.0),
+    "score_mode": _check_score_mode,
+    "replace_by_entropy": check_flag,
+    "seed": lambda name, value: check_seed(value),
 }
 
 _ENTROPY_EPS = 1e-8  # inside the log of the official entropy: -(p * log(p + 1e-8)).sum()
@@ -108,6 +131,8 @@ class AdaNeg:
     Learned state (valid after ``reset``/``step``): ``memory_counts`` ([C + M] images held per proxy).
     """
 
+    hyperparameter_checks = HYPERPARAMETER_CHECKS
+
     def __init__(
         self,
         id_text: torch.Tensor,
@@ -133,28 +158,18 @@ class AdaNeg:
         for name, rows in (("id_text", self.id_text), ("negative_text", self.negative_text)):
             if rows.shape[0] == 0:
                 raise ValueError(f"{name} is empty; it needs at least one row")
-        self.logit_scale = float(logit_scale)
-        if not math.isfinite(self.logit_scale) or self.logit_scale <= 0:
-            raise ValueError(f"logit_scale must be a positive finite number (CLIP's logit_scale.exp()), "
-                             f"got {logit_scale}")
-        self.threshold = check_unit("threshold", threshold)
-        self.gap = check_unit("gap", gap)
-        self.memory_length = check_int("memory_length", memory_length, 1)
-        self.mix_weight = float(mix_weight)
-        if not math.isfinite(self.mix_weight) or self.mix_weight < 0:
-            raise ValueError(f"mix_weight must be a finite number >= 0, got {mix_weight}")
+        self.logit_scale = check_logit_scale(logit_scale)
         self.num_groups = check_int("num_groups", num_groups, 1, self.negative_text.shape[0],
-                                     hint=f"there are {self.negative_text.shape[0]} negatives")
-        self.shuffle_groups = bool(shuffle_groups)
-        self.sample_adaptive = bool(sample_adaptive)
-        self.sharpness = float(sharpness)
-        if not math.isfinite(self.sharpness) or self.sharpness < 0:
-            raise ValueError(f"sharpness must be a finite number >= 0, got {sharpness}")
-        if score_mode not in SCORE_MODES:
-            raise ValueError(f"score_mode must be one of {sorted(SCORE_MODES)}, got {score_mode!r}")
-        self.score_mode = score_mode
-        self.replace_by_entropy = bool(replace_by_entropy)
-        self.seed = int(seed)
+                                    hint=f"there are {self.negative_text.shape[0]} negatives")
+        values = check_hyperparameters(self.hyperparameter_checks, dict(
+            threshold=threshold, gap=gap, memory_length=memory_length, mix_weight=mix_weight, num_groups=num_groups,
+            shuffle_groups=shuffle_groups, sample_adaptive=sample_adaptive, sharpness=sharpness,
+            score_mode=score_mode, replace_by_entropy=replace_by_entropy, seed=seed), "AdaNeg")
+        self.threshold, self.gap, self.memory_length = values["threshold"], values["gap"], values["memory_length"]
+        self.mix_weight = values["mix_weight"]
+        self.shuffle_groups, self.sample_adaptive = values["shuffle_groups"], values["sample_adaptive"]
+        self.sharpness, self.score_mode = values["sharpness"], values["score_mode"]
+        self.replace_by_entropy, self.seed = values["replace_by_entropy"], values["seed"]
 
         # [P, D] with P = C + M: every logit against the ID classes then the negatives comes from one matmul.
         self._text = torch.cat([self.id_text, self.negative_text])

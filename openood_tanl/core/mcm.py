@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from .validation import as_rows, check_batch
+from .validation import as_rows, check_batch, check_hyperparameters, check_logit_scale, check_real
 
-__all__ = ["MCM"]
+__all__ = ["MCM", "HYPERPARAMETER_CHECKS"]
+
+HYPERPARAMETER_CHECKS = {"temperature": lambda name, value: check_real(name, value, 0.0, low_open=True)}
 
 
 class MCM:
@@ -19,12 +21,15 @@ class MCM:
     Stateless: ``reset`` does nothing; it exists so every engine shares one interface.
     """
 
+    hyperparameter_checks = HYPERPARAMETER_CHECKS
+
     def __init__(self, id_text: torch.Tensor, logit_scale: float = 100.0, *, temperature: float = 1.0):
         self.id_text = as_rows("id_text", id_text, owner=self)
-        self.logit_scale = float(logit_scale)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+        if self.id_text.shape[0] == 0:
+            raise ValueError("id_text is empty; it needs at least one row")
+        self.logit_scale = check_logit_scale(logit_scale)
+        self.temperature = check_hyperparameters(self.hyperparameter_checks, {"temperature": temperature},
+                                                 "MCM")["temperature"]
 
     def reset(self) -> "MCM":
         return self

@@ -4,9 +4,17 @@ from __future__ import annotations
 import torch
 
 from .scoring import grouped_id_share, negative_groups
-from .validation import as_rows, check_batch, check_same_dim
+from .validation import (as_rows, check_batch, check_hyperparameters, check_int, check_logit_scale, check_real,
+                         check_same_dim, check_seed)
 
-__all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES"]
+__all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS", "SELECTION_CHECKS"]
+
+#: The engine's hyperparameters (``num_groups`` is also bounded by the number of negatives).
+HYPERPARAMETER_CHECKS = {"num_groups": lambda name, value: check_int(name, value, 1),
+                         "seed": lambda name, value: check_seed(value)}
+#: NegLabel's selection (``select_negative_labels``; ``num_negatives`` is also bounded by the corpus size).
+SELECTION_CHECKS = {"num_negatives": lambda name, value: check_int(name, value, 1),
+                    "percentile": lambda name, value: check_real(name, value, 0.0, 1.0)}
 
 #: Our argument name -> NegLabel's official name.
 OFFICIAL_NAMES = {"num_negatives": "ood_number", "num_groups": "ngroup", "percentile": "pct (0.95)"}
@@ -38,10 +46,11 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
     if is_adjective.shape != (corpus_text.shape[0],):
         raise ValueError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
                          f"got shape {tuple(is_adjective.shape)}")
-    if not 1 <= num_negatives <= corpus_text.shape[0]:
-        raise ValueError(f"num_negatives must be in [1, {corpus_text.shape[0]}] (the corpus size), got {num_negatives}")
-    if not 0.0 <= percentile < 1.0:
-        raise ValueError(f"percentile must be in [0, 1), got {percentile}")
+    num_negatives = check_int("num_negatives", num_negatives, 1, corpus_text.shape[0],
+                              hint=f"the corpus has {corpus_text.shape[0]} words")
+    percentile = check_real("percentile", percentile, 0.0, 1.0)
+    if percentile == 1.0:
+        raise ValueError("percentile must be below 1 (the similarity rank int(C * percentile) must exist)")
     rank = int(id_text.shape[0] * percentile) + 1  # kthvalue is 1-based
     closeness = torch.cat([torch.kthvalue(chunk @ id_text.T, rank, dim=1).values
                            for chunk in corpus_text.split(chunk_size)])
@@ -74,17 +83,19 @@ class NegLabel:
         seed: seeds the shuffle into groups.
     """
 
+    hyperparameter_checks = HYPERPARAMETER_CHECKS
+
     def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0, *,
                  num_groups: int = 100, seed: int = 0):
         check_same_dim(id_text, negative_text)
         self.id_text = as_rows("id_text", id_text, owner=self)
         self.negative_text = as_rows("negative_text", negative_text, self.id_text.device, owner=self)
-        self.logit_scale = float(logit_scale)
-        if not 1 <= int(num_groups) <= self.negative_text.shape[0]:
-            raise ValueError(f"num_groups must be in [1, {self.negative_text.shape[0]}] (the number of "
-                             f"negatives), got {num_groups}")
-        self.num_groups = int(num_groups)
-        self.seed = int(seed)
+        self.logit_scale = check_logit_scale(logit_scale)
+        self.num_groups = check_int("num_groups", num_groups, 1, self.negative_text.shape[0],
+                                    hint=f"there are {self.negative_text.shape[0]} negatives")
+        values = check_hyperparameters(self.hyperparameter_checks, {"num_groups": num_groups, "seed": seed},
+                                       "NegLabel")
+        self.seed = values["seed"]
         groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed)
         self._group_columns = (groups + self.id_text.shape[0]).to(self.id_text.device)  # columns of [ID | negatives]
         self._text = torch.cat([self.id_text, self.negative_text])

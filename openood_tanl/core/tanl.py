@@ -5,15 +5,14 @@ Pure torch: no OpenOOD and no open_clip import. Everything runs on the device of
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .queue import ActivationQueue
 from .scoring import activation_aware_score, id_logsumexp, otsu_threshold
-from .validation import as_rows, check_batch, check_int, check_unit
+from .validation import (as_rows, check_batch, check_hyperparameters, check_int, check_logit_scale, check_seed,
+                         check_unit)
 
-__all__ = ["TANL", "OFFICIAL_NAMES"]
+__all__ = ["TANL", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS"]
 
 #: Our argument name -> the official ``ActivatedNegPostprocessor`` name (YAML key) it maps to.
 OFFICIAL_NAMES = {
@@ -23,6 +22,18 @@ OFFICIAL_NAMES = {
     "alpha": "alpha",
     "score_step": "gamma",
     "score_memory_length": "score_queue_len (hard-coded 20000)",
+}
+
+
+#: Each hyperparameter's check, independent of the text bank (``num_negatives`` is also bounded by the corpus size).
+HYPERPARAMETER_CHECKS = {
+    "num_negatives": lambda name, value: check_int(name, value, 1),
+    "memory_length": lambda name, value: check_int(name, value, 1),
+    "gap": check_unit,
+    "alpha": check_unit,
+    "score_step": lambda name, value: check_int(name, value, 0),
+    "score_memory_length": lambda name, value: check_int(name, value, 1),
+    "seed": lambda name, value: check_seed(value),
 }
 
 
@@ -54,6 +65,8 @@ class TANL:
     ([M] corpus indices that scored the last step, strongest first).
     """
 
+    hyperparameter_checks = HYPERPARAMETER_CHECKS
+
     def __init__(
         self,
         id_text: torch.Tensor,
@@ -82,18 +95,15 @@ class TANL:
                            ("noise_features", self.noise_features)):
             if rows.shape[0] == 0:
                 raise ValueError(f"{name} is empty; it needs at least one row")
-        self.logit_scale = float(logit_scale)
-        if not math.isfinite(self.logit_scale) or self.logit_scale <= 0:
-            raise ValueError(f"logit_scale must be a positive finite number (CLIP's logit_scale.exp()), "
-                             f"got {logit_scale}")
+        self.logit_scale = check_logit_scale(logit_scale)
         self.num_negatives = check_int("num_negatives", num_negatives, 1, self.corpus_text.shape[0],
                                         hint=f"the corpus has {self.corpus_text.shape[0]} words")
-        self.memory_length = check_int("memory_length", memory_length, 1)
-        self.gap = check_unit("gap", gap)
-        self.alpha = check_unit("alpha", alpha)
-        self.score_step = check_int("score_step", score_step, 0)
-        self.score_memory_length = check_int("score_memory_length", score_memory_length, 1)
-        self.seed = int(seed)
+        values = check_hyperparameters(self.hyperparameter_checks, dict(
+            num_negatives=num_negatives, memory_length=memory_length, gap=gap, alpha=alpha, score_step=score_step,
+            score_memory_length=score_memory_length, seed=seed), "TANL")
+        self.memory_length, self.gap, self.alpha = values["memory_length"], values["gap"], values["alpha"]
+        self.score_step, self.score_memory_length = values["score_step"], values["score_memory_length"]
+        self.seed = values["seed"]
         # [C + N, D]: logits against the ID classes then the whole corpus come from one matmul.
         self._text = torch.cat([self.id_text, self.corpus_text])
         self._workspaces: dict[str, torch.Tensor] = {}

@@ -29,7 +29,8 @@ import weakref
 
 import torch
 
-__all__ = ["as_rows", "check_batch", "check_int", "check_same_dim", "check_unit", "NormalisationWarning", "NORM_TOLERANCE"]
+__all__ = ["as_rows", "check_batch", "check_int", "check_real", "check_unit", "check_flag", "check_seed",
+           "check_logit_scale", "check_hyperparameters", "check_same_dim", "NormalisationWarning", "NORM_TOLERANCE"]
 
 #: Largest accepted ``|norm - 1|`` of a row (relative to 1), whatever the dtype.
 NORM_TOLERANCE = 1e-3
@@ -132,8 +133,21 @@ def check_batch(image_features: torch.Tensor, text: torch.Tensor, *, owner=None)
     return as_rows("image_features", image_features, text.device, owner=text if owner is None else owner)
 
 
+def _refuse_non_numbers(name: str, value, kind: str) -> None:
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        shown = "empty" if value in ("", None) else repr(value)
+        raise TypeError(f"{name} must be {kind}, got {shown}" + (" (a string: write the number without quotes)"
+                                                                   if isinstance(value, str) and value else ""))
+
+
 def check_int(name: str, value, low: int, high: int | None = None, hint: str = "") -> int:
-    if isinstance(value, bool) or not float(value).is_integer():
+    """An integer (an integral float is accepted; a string, bool or None is not) in [low, high]."""
+    _refuse_non_numbers(name, value, "an integer")
+    try:
+        integral = float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        integral = isinstance(value, int)
+    if not integral:
         raise TypeError(f"{name} must be an integer, got {value!r}")
     value = int(value)
     if value < low or (high is not None and value > high):
@@ -142,11 +156,66 @@ def check_int(name: str, value, low: int, high: int | None = None, hint: str = "
     return value
 
 
+def check_real(name: str, value, low: float | None = None, high: float | None = None, *,
+               low_open: bool = False) -> float:
+    """A finite real number (a string, bool or None is refused) in [low, high] (``(low, high]`` with
+    ``low_open``)."""
+    _refuse_non_numbers(name, value, "a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a number, got {value!r}") from error
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    below = low is not None and (number <= low if low_open else number < low)
+    if below or (high is not None and number > high):
+        bounds = ("(" if low_open else "[") + (f"{low:g}" if low is not None else "-inf") + ", " + \
+            (f"{high:g}]" if high is not None else "inf)")
+        raise ValueError(f"{name} must be in {bounds}, got {value}")
+    return number
+
+
 def check_unit(name: str, value) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
+    """A number in [0, 1]."""
+    return check_real(name, value, 0.0, 1.0)
+
+
+def check_flag(name: str, value) -> bool:
+    """A boolean (``True``/``False``; 0 and 1 are accepted)."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be true or false, got {value!r}")
+
+
+def check_seed(value) -> int:
+    """A seed: an integer in [0, 2**63 - 1]."""
+    return check_int("seed", value, 0, 2**63 - 1, hint="a non-negative 64-bit integer")
+
+
+def check_hyperparameters(checks, values, owner: str) -> dict:
+    """Apply ``checks`` (name -> ``check(name, value)``) to ``values``; unknown names are a TypeError naming the
+    valid ones. Returns the checked (normalised) values."""
+    unknown = [name for name in values if name not in checks]
+    if unknown:
+        raise TypeError(f"{owner} got unknown hyperparameter(s) {unknown}; valid: {', '.join(checks)}")
+    return {name: checks[name](name, value) for name, value in values.items()}
+
+
+#: Below this, a logit scale is most likely CLIP's log value (``logit_scale`` before ``.exp()``: 4.6 for 100).
+LOG_SCALE_SUSPECT = 5.0
+
+
+def check_logit_scale(value) -> float:
+    """CLIP's multiplier ``logit_scale.exp()``: positive and finite; a value below 5 warns (it looks like the log)."""
+    scale = check_real("logit_scale", value)
+    if scale <= 0:
+        raise ValueError(f"logit_scale must be a positive number (CLIP's logit_scale.exp(), e.g. 100), got {value}")
+    if scale < LOG_SCALE_SUSPECT:
+        warnings.warn(f"logit_scale={scale:g} looks like CLIP's log scale (the parameter before .exp(); "
+                      f"exp({scale:g}) = {math.exp(scale):.4g}): the engines take the multiplier, logit_scale.exp(), "
+                      "e.g. 100 for OpenAI CLIP. Softmax shares at this scale are nearly uniform.", UserWarning,
+                      stacklevel=3)
+    return scale
 
 
 def check_same_dim(id_text, negative_text) -> None:

@@ -29,7 +29,7 @@ import hashlib
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
@@ -205,6 +205,8 @@ class Corpus:
     num_repeats: int = 0  # repeated entries merged within the noun and adjective lists
     num_dropped_id_names: int = 0  # nouns + adjectives equal to an ID class name
     num_dropped_adjectives: int = 0  # adjectives that are also (kept) nouns
+    input_nouns: list[str] = field(default_factory=list, repr=False)  # distinct nouns read, before any drop
+    input_adjectives: list[str] = field(default_factory=list, repr=False)  # distinct adjectives read
 
     @property
     def num_nouns(self) -> int:
@@ -294,6 +296,7 @@ def build_corpus(id_classes: Iterable[str], nouns: Sequence[str], adjectives: Se
         num_repeats=len(nouns) - len(unique_nouns) + len(adjectives) - len(unique_adjectives),
         num_dropped_id_names=len(unique_nouns) - len(kept_nouns) + len(unique_adjectives) - len(not_id_adjectives),
         num_dropped_adjectives=len(not_id_adjectives) - len(kept_adjectives),
+        input_nouns=unique_nouns, input_adjectives=unique_adjectives,
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 __all__ = ["ImageList", "ImageBenchmark", "load_benchmark", "load_spec", "load_four_ood", "read_image_list",
-           "scan_folder", "OPENOOD_BENCHMARKS", "FOUR_OOD_NAMES", "KNOWN_BENCHMARKS", "IMAGE_EXTENSIONS",
+           "scan_folder", "match_id_classes", "OPENOOD_BENCHMARKS", "FOUR_OOD_NAMES", "KNOWN_BENCHMARKS", "IMAGE_EXTENSIONS",
            "OOD_LABEL"]
 
 OOD_LABEL = -1
@@ -37,11 +37,18 @@ _SHOW_MISSING = 5
 
 @dataclass
 class ImageList:
-    """One dataset as image files: absolute ``paths`` and their ``labels`` (ID class index, or -1 for OOD)."""
+    """One dataset as image files: absolute ``paths`` and their ``labels`` (ID class index, or -1 for OOD).
+
+    An ID set read from class folders also records ``class_folders`` (the folder of each label, in label order)
+    and ``class_order_given`` (whether that order was stated, by a spec's ``classes`` or a benchmark's definition,
+    rather than taken as the folders' sorted order).
+    """
 
     name: str
     paths: list[str]
     labels: list[int]
+    class_folders: list[str] | None = None
+    class_order_given: bool = False
 
     def __post_init__(self):
         self.paths = [os.fspath(p) for p in self.paths]
@@ -110,25 +117,52 @@ def _is_image(filename: str) -> bool:
 
 
 def scan_folder(folder: str | os.PathLike) -> list[str]:
-    """Absolute paths of the images under ``folder`` (recursive, sorted; dot files and folders skipped)."""
-    folder = Path(folder)
+    """Absolute paths of the images under ``folder`` (recursive, sorted; dot files and folders skipped).
+
+    Symbolic links are followed, each real file is listed once (under its first path in sorted order), and a link
+    that leads back to a folder it is inside of (a loop) is an error naming it.
+    """
+    return _walk_images(folder)[0]
+
+
+def _walk_images(folder: str | os.PathLike) -> tuple[list[str], dict[str, list[str]]]:
+    """(sorted image paths, each real file once; {kept path: the other paths of the same real file})."""
+    folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    found = []
+    by_real: dict[str, list[str]] = {}
+    real_dirs: dict[str, str] = {}  # real path of each folder walked -> the walked path that reached it first
     for directory, subfolders, files in os.walk(folder, followlinks=True):
-        subfolders[:] = [s for s in subfolders if not s.startswith(".")]
-        found.extend(os.path.join(directory, f) for f in files if _is_image(f))
-    return sorted(os.path.abspath(p) for p in found)
+        subfolders[:] = sorted(s for s in subfolders if not s.startswith("."))
+        real = os.path.realpath(directory)
+        if real in real_dirs:
+            reached = real_dirs[real]
+            if directory.startswith(reached + os.sep):
+                raise ValueError(f"image folder {folder} has a symbolic link loop: {directory} leads back to "
+                                 f"{reached}; remove the link (e.g. `ln -s . again`) or point it elsewhere")
+            subfolders[:] = []  # a second link to a folder already walked: its files are listed once
+            continue
+        real_dirs[real] = directory
+        for name in files:
+            if _is_image(name):
+                path = os.path.join(directory, name)
+                by_real.setdefault(os.path.realpath(path), []).append(path)
+    kept = {}
+    for paths in by_real.values():
+        paths.sort()
+        kept[paths[0]] = paths[1:]
+    return sorted(kept), {path: others for path, others in kept.items() if others}
 
 
 def _folder_set(folder: str | os.PathLike, *, name: str, ood: bool,
                 classes: Sequence[str] | None = None) -> ImageList:
     """An image folder as a set; for ID, the label is the index of the image's top-level subfolder.
 
-    Without ``classes`` the order is the sorted subfolder names; with ``classes`` it is that list's order.
+    Without ``classes`` the order is the sorted subfolder names; with ``classes`` it is that list's order. The ID
+    set records its class folders in label order (``ImageList.class_folders``) and whether that order was given.
     """
-    folder = Path(folder).absolute()
-    paths = scan_folder(folder)
+    folder = Path(os.path.abspath(folder))
+    paths, aliases = _walk_images(folder)
     if ood:
         return ImageList(name, paths, [OOD_LABEL] * len(paths))
     tops = {}
@@ -138,6 +172,11 @@ def _folder_set(folder: str | os.PathLike, *, name: str, ood: bool,
             raise ValueError(f"ID folder {folder} of set '{name}' holds image {path} outside a class subfolder; "
                              "put each class's images in <folder>/<class>/")
         tops[path] = parts[0]
+        other_classes = {Path(p).relative_to(folder).parts[0] for p in aliases.get(path, [])} - {parts[0]}
+        if other_classes:
+            raise ValueError(f"ID folder {folder} of set '{name}': image {path} is also linked under class folder(s) "
+                             f"{sorted(other_classes)}; an image can belong to one class only")
+    given = classes is not None
     if classes is None:
         classes = sorted({os.path.basename(entry) for entry in os.listdir(folder)
                           if not entry.startswith(".") and (folder / entry).is_dir()})
@@ -149,7 +188,8 @@ def _folder_set(folder: str | os.PathLike, *, name: str, ood: bool,
         raise ValueError(f"ID folder {folder} of set '{name}' has subfolders not in its classes: "
                          f"{unknown[:_SHOW_MISSING]}{' ...' if len(unknown) > _SHOW_MISSING else ''}; add them to "
                          "'classes' or remove them")
-    return ImageList(name, paths, [index[tops[p]] for p in paths])
+    return ImageList(name, paths, [index[tops[p]] for p in paths], class_folders=list(classes),
+                     class_order_given=given)
 
 
 def _check_sets(benchmark: str, sets: Iterable[ImageList]) -> None:
@@ -305,16 +345,11 @@ def load_spec(spec_path: str | os.PathLike, data_root: str | os.PathLike | None 
     (itself relative to the spec's folder), else the spec's folder. A list's ``root`` defaults to the list's
     folder. Folders are scanned recursively for jpg/jpeg/png/bmp/webp (any case), sorted.
     """
-    import yaml
+    from ..yaml_files import load_yaml
 
     spec_path = Path(spec_path)
-    if not spec_path.is_file():
-        raise FileNotFoundError(f"benchmark spec {spec_path} does not exist")
-    with open(spec_path, encoding="utf-8") as stream:
-        spec = yaml.safe_load(stream)
     where = f"benchmark spec {spec_path}"
-    if not isinstance(spec, dict):
-        raise ValueError(f"{where} must be a mapping with keys name, id, ood; got {type(spec).__name__}")
+    spec = load_yaml(spec_path, "benchmark spec", "keys name, id, ood: see load_spec in openood_tanl.evaluation")
     unknown = set(spec) - {"name", "data_root", "id", "ood"}
     if unknown:
         raise ValueError(f"{where} has unknown keys {sorted(unknown)}; allowed: name, data_root, id, ood")
@@ -377,6 +412,62 @@ def load_spec(spec_path: str | os.PathLike, data_root: str | os.PathLike | None 
                              "{textures: {folder: dtd/images}}")
         groups[str(group)] = [source(str(set_name), entry, ood=True) for set_name, entry in members.items()]
     return _finish(name, id_set, groups)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ID labels against class names
+
+
+def match_id_classes(benchmark: ImageBenchmark, class_names: Sequence[str]) -> tuple[ImageBenchmark, str]:
+    """Check the ID labels against ``class_names`` (label k is ``class_names[k]``); return the benchmark to use and
+    one line saying which folder (or label) maps to which name.
+
+    * Every label must name a class: a label >= ``len(class_names)`` is an error.
+    * An ID set read from class folders in their sorted order (a spec without ``classes``) must have folders named
+      like the classes (compared ignoring case, ``_`` vs space): in the same order it is used as is; in another
+      order it is relabelled by name (said in the line); otherwise it is an error asking for the mapping (the
+      spec's ``classes``: folder names in the order of the class names). A stated order (``classes``, or a
+      benchmark's definition such as Four-OOD's sorted wnids) must list as many folders as there are names.
+    """
+    from ..corpus import normalize_label
+
+    id_set, count = benchmark.id_set, len(class_names)
+    folders = id_set.class_folders
+    where = f"ID set '{id_set.name}' of benchmark '{benchmark.name}'"
+    how = ""
+    if folders is not None:
+        if id_set.class_order_given and len(folders) != count:
+            raise ValueError(f"{where} has {len(folders)} class folders but there are {count} class names; give one "
+                             "class name per class folder (the spec's 'classes' order = the class-name order)")
+        if not id_set.class_order_given:
+            keys, names = [normalize_label(f) for f in folders], [normalize_label(c) for c in class_names]
+            if keys != names:
+                if sorted(keys) == sorted(names) and len(set(names)) == len(names):
+                    order = [names.index(k) for k in keys]  # folder label -> class index, by name
+                    folders = [folders[keys.index(n)] for n in names]
+                    id_set = ImageList(id_set.name, id_set.paths, [order[label] for label in id_set.labels],
+                                       class_folders=folders, class_order_given=True)
+                    benchmark = ImageBenchmark(benchmark.name, id_set, benchmark.ood_groups)
+                    how = " (class folders matched to the class names by name)"
+                else:
+                    shown = ", ".join(folders[:_SHOW_MISSING]) + (", ..." if len(folders) > _SHOW_MISSING else "")
+                    names_shown = ", ".join(repr(c) for c in class_names[:_SHOW_MISSING]) + (
+                        ", ..." if count > _SHOW_MISSING else "")
+                    raise ValueError(
+                        f"{where} is labelled by its {len(folders)} class folders in sorted order ({shown}), which "
+                        f"do not name the {count} class names ({names_shown}): say which folder is which class "
+                        "with 'classes' in the spec's id entry (the folder names in the order of the class names, "
+                        "e.g. id: {folder: ..., classes: [" + ", ".join(folders[:3]) + ", ...]}), or name the "
+                        "folders after the classes")
+    top = max(id_set.labels)
+    if top >= count:
+        raise ValueError(f"{where} has label {top}, but there are only {count} class names (labels 0..{count - 1}); "
+                         "give the class names of every label, in label order")
+    pairs = [f"{folders[k]} -> {class_names[k]!r}" if folders else f"label {k} -> {class_names[k]!r}"
+             for k in range(min(count, _SHOW_MISSING))]
+    line = (f"ID classes of '{id_set.name}'{how}: " + ", ".join(pairs) + (f", ... ({count} classes)" if count > len(pairs)
+                                                                      else ""))
+    return benchmark, line
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -6,8 +6,16 @@ Layout, one folder per (model key, preprocessing, image list, shard size)::
         manifest.json        format, name, model_key, preprocess (its repr), paths, labels, count, shard_size,
                              fingerprint
         shard-00000.npy      float32 [rows, D] for images [0, shard_size) (np.save; read with allow_pickle=False)
-        shard-00000.json     sidecar, written after its shard: sha256 of the .npy file, shape, dtype, rows, fingerprint
+        shard-00000.json     sidecar, written after its shard: sha256 of the .npy file, shape, dtype, rows, fingerprint,
+                             and what identifies its images: ``files`` (a hash of each image's path, size and
+                             modification time) and ``contents`` (a hash of the images' bytes)
         shard-00001.npy ...
+
+Images are identified by their content, not only their paths: a shard whose images' sizes or modification times
+changed since it was encoded is re-encoded (with a warning naming them), so replacing the files of a folder never
+serves stale features. ``verify=True`` (CLI ``--verify``) also hashes every image's bytes and re-encodes a shard
+whose contents changed even where size and time were kept (``cp -p``, ``rsync -a``); it reads every image once.
+Only the shards whose images changed are re-encoded.
 
 Every file is written to a temporary ``.<name>.<random>.tmp`` file in the folder and renamed into place, so a
 reader never sees a partial file and never reads a temporary one. On a rerun, a shard with a valid sidecar
@@ -70,9 +78,9 @@ except ImportError:  # Windows: no flock; the cache runs without locks
     fcntl = None
 
 __all__ = ["extract_features", "extract_benchmark", "model_key_of", "feature_cache_folder", "describe_preprocess",
-           "ImageDataset", "CACHE_FORMAT"]
+           "ImageDataset", "CACHE_FORMAT", "files_stamp", "contents_stamp"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: shards record their images' size, modification time and contents
 _STALE_TEMP_SECONDS = 3600
 
 
@@ -147,6 +155,23 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def files_stamp(paths) -> str:
+    """SHA-256 of each file's path, size and modification time (ns): cheap, one ``stat`` per image."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def contents_stamp(paths) -> str:
+    """SHA-256 over the SHA-256 of each file's bytes (reads every file)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _shard_paths(folder: Path, index: int) -> tuple[Path, Path]:
@@ -251,7 +276,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
             pass
 
 
-def _save_shard(folder: Path, index: int, start: int, array: np.ndarray, fp: str) -> None:
+def _save_shard(folder: Path, index: int, start: int, array: np.ndarray, fp: str, stamps: dict) -> None:
     npy, sidecar = _shard_paths(folder, index)
     sidecar.unlink(missing_ok=True)  # a stale sidecar must never vouch for the new shard
     buffer = io.BytesIO()
@@ -259,12 +284,14 @@ def _save_shard(folder: Path, index: int, start: int, array: np.ndarray, fp: str
     data = buffer.getvalue()
     write_atomic(npy, data)
     meta = {"sha256": hashlib.sha256(data).hexdigest(), "shape": list(array.shape), "dtype": "float32",
-            "rows": [start, start + len(array)], "fingerprint": fp}
+            "rows": [start, start + len(array)], "fingerprint": fp, **stamps}
     write_atomic(sidecar, json.dumps(meta).encode())
 
 
-def _load_shard(folder: Path, index: int, start: int, rows: int, fp: str, warn: bool = True) -> np.ndarray | None:
-    """The shard's array if it is present and valid; None (with a warning when it is damaged) otherwise."""
+def _load_shard(folder: Path, index: int, start: int, rows: int, fp: str, stamps: dict,
+                warn: bool = True) -> np.ndarray | None:
+    """The shard's array if it is present, valid and of the same images (``stamps``: ``files`` and, when
+    verifying, ``contents``); None (with a warning when it is damaged or its images changed) otherwise."""
     npy, sidecar = _shard_paths(folder, index)
     if not npy.exists() or not sidecar.exists():
         return None  # never written, or interrupted before its sidecar: compute it
@@ -274,6 +301,11 @@ def _load_shard(folder: Path, index: int, start: int, rows: int, fp: str, warn: 
         problem = "its sidecar cannot be read"
     elif meta.get("fingerprint") != fp or meta.get("rows") != [start, start + rows]:
         problem = "its sidecar belongs to another image list, model or shard size"
+    elif meta.get("files") != stamps["files"]:
+        problem = (f"its images (rows {start}-{start + rows - 1}) changed on disk since they were encoded (size or "
+                   "modification time)")
+    elif "contents" in stamps and meta.get("contents") != stamps["contents"]:
+        problem = f"the contents of its images (rows {start}-{start + rows - 1}) changed since they were encoded"
     else:
         try:
             data = npy.read_bytes()
@@ -333,7 +365,7 @@ def _net_device(net) -> torch.device:
 def extract_features(net, preprocess: Callable, images: ImageList, cache_dir: str | os.PathLike | None,
                      model_key: dict, *, batch_size: int = 256, num_workers: int = 0,
                      device: str | torch.device | None = None, shard_size: int = 4096,
-                     progress: bool = True, distributed: bool | None = None) -> FeatureSet:
+                     progress: bool = True, distributed: bool | None = None, verify: bool = False) -> FeatureSet:
     """Encode ``images`` with ``net(x, return_feat=True)``, through the feature cache (see the module doc).
 
     Args:
@@ -346,18 +378,21 @@ def extract_features(net, preprocess: Callable, images: ImageList, cache_dir: st
         batch_size: images per forward pass; num_workers: DataLoader workers decoding images.
         device: where inputs go (default: the device of ``net``'s parameters).
         shard_size: images per shard file (part of the cache key); also the unit of work split between ranks.
-        progress: show a tqdm progress bar (on rank 0 only under torchrun).
+        progress: show a tqdm progress bar where stderr is a terminal (on rank 0 only under torchrun).
         distributed: split the shards between the ranks of the initialised ``torch.distributed`` process group
             (every rank must then call this with the same arguments; see ``distributed.init_from_env``). None
             (default): when a group of several processes is initialised; False: encode everything in this
             process even then (e.g. when only one rank extracts); True: require a group.
+        verify: hash every image's bytes and re-encode the shards whose contents changed, also where their sizes
+            and modification times did not (always: those shards whose sizes or times changed).
 
     Returns:
         FeatureSet(images.name, features [S, D] float32 on the CPU, labels [S] long), the same on every rank.
     """
     rank, world = _group(distributed)
     job = _Extraction(net, preprocess, images, cache_dir, model_key, batch_size=batch_size,
-                      num_workers=num_workers, device=device, shard_size=shard_size, progress=progress)
+                      num_workers=num_workers, device=device, shard_size=shard_size, progress=progress,
+                      verify=verify)
     job.encode([i for i in range(len(job.spans)) if i % world == rank], rank=rank, world=world)
     if world > 1:
         _distributed.barrier()  # every rank's shards are in the cache
@@ -412,7 +447,7 @@ class _Extraction:
 
     def __init__(self, net, preprocess: Callable, images: ImageList, cache_dir, model_key: dict, *,
                  batch_size: int = 256, num_workers: int = 0, device=None, shard_size: int = 4096,
-                 progress: bool = True):
+                 progress: bool = True, verify: bool = False):
         if batch_size < 1 or shard_size < 1:
             raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
         if not len(images):
@@ -430,13 +465,16 @@ class _Extraction:
         self.spans = [(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]
         self.shards: list[np.ndarray | None] = [None] * len(self.spans)
         self.force: set[int] = set()  # shards to recompute even if valid
+        paths = images.paths
+        self.stamps = [{"files": files_stamp(paths[a:b]), **({"contents": contents_stamp(paths[a:b])} if verify
+                                                              else {})} for a, b in self.spans]
         self.encode_kw = dict(net=net, preprocess=preprocess, images=images, folder=folder, fp=fp, spans=self.spans,
-                              shards=self.shards, force=self.force, batch_size=batch_size, num_workers=num_workers,
-                              device=device)
+                              shards=self.shards, force=self.force, stamps=self.stamps, batch_size=batch_size,
+                              num_workers=num_workers, device=device)
 
     def _load(self, index: int) -> np.ndarray | None:
         start, stop = self.spans[index]
-        return _load_shard(self.folder, index, start, stop - start, self.fp)
+        return _load_shard(self.folder, index, start, stop - start, self.fp, self.stamps[index])
 
     def encode(self, mine: list[int], *, rank: int, world: int) -> None:
         for i in mine:
@@ -482,8 +520,8 @@ def _encode(todo: list[int], *, progress: bool, description: str, images: ImageL
 
     rows = sum(spans[i][1] - spans[i][0] for i in todo)
     done = sum(len(s) for s in shards if s is not None)  # this process's share that is already in the cache
-    bar = tqdm(total=rows + done, initial=done, desc=description, unit="img", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=rows + done, initial=done, desc=description, unit="img",
+               disable=None if progress else True, dynamic_ncols=True)  # None: no bar where stderr is no terminal
     try:
         blocking = False
         while todo:
@@ -495,7 +533,8 @@ def _encode(todo: list[int], *, progress: bool, description: str, images: ImageL
 
 @torch.no_grad()
 def _encode_pass(todo: list[int], *, blocking: bool, bar, net, preprocess, images: ImageList, folder: Path, fp: str,
-                 spans, shards, force: set[int], batch_size: int, num_workers: int, device) -> list[int]:
+                 spans, shards, force: set[int], stamps: list[dict], batch_size: int, num_workers: int,
+                 device) -> list[int]:
     """One pass over ``todo``: claim each shard (its lock), check it again, encode it; return the shards another
     process holds (only when not ``blocking``)."""
     from torch.utils.data import DataLoader
@@ -513,7 +552,7 @@ def _encode_pass(todo: list[int], *, blocking: bool, bar, net, preprocess, image
             if not lock.acquire(blocking=blocking):
                 deferred.append(i)  # another process is encoding it
                 continue
-            again = None if i in force else _load_shard(folder, i, start, stop - start, fp, warn=False)
+            again = None if i in force else _load_shard(folder, i, start, stop - start, fp, stamps[i], warn=False)
             if again is not None:  # written by another process since we looked
                 lock.release()
                 shards[i] = again
@@ -542,7 +581,9 @@ def _encode_pass(todo: list[int], *, blocking: bool, bar, net, preprocess, image
             start, stop = spans[index]
             if sum(len(p) for p in pending) == stop - start:
                 array = np.concatenate(pending)
-                _save_shard(folder, index, start, array, fp)
+                # the files stamp was taken before encoding: an image changed meanwhile is re-encoded next time
+                contents = stamps[index].get("contents") or contents_stamp(images.paths[start:stop])
+                _save_shard(folder, index, start, array, fp, {"files": stamps[index]["files"], "contents": contents})
                 lock.release()
                 shards[index] = array
                 pending = []

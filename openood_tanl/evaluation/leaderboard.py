@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import numbers as numbers_
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -9,7 +10,7 @@ import pandas as pd
 
 from .protocols import FeatureBenchmark, evaluate, is_group_mean
 
-__all__ = ["compare_methods", "leaderboard_table", "markdown_table", "sweep", "plot_sweep",
+__all__ = ["compare_methods", "leaderboard_table", "markdown_table", "sweep", "plot_sweep", "sweep_axis",
            "LEADERBOARD_COLUMNS", "HIGHER_IS_BETTER"]
 
 #: Whether a higher value is better, per metric.
@@ -22,7 +23,8 @@ LEADERBOARD_COLUMNS = (("nearood", "AUROC"), ("farood", "AUROC"), ("nearood", "F
 
 
 def compare_methods(postprocessors: Mapping[str, Any], bank, benchmark: FeatureBenchmark, *, protocol: str = "mixed",
-                    seeds: Iterable[int] = (0,), batch_size: int = 256, workers: int = 1) -> pd.DataFrame:
+                    seeds: Iterable[int] = (0,), batch_size: int = 256, order: Sequence[str] | None = None,
+                    workers: int = 1) -> pd.DataFrame:
     """Every method on one benchmark: long table (method, benchmark, dataset, group, metrics [, *_std]).
 
     ``postprocessors`` maps a display name to an openood_tanl postprocessor; its engine is built from ``bank``
@@ -32,7 +34,7 @@ def compare_methods(postprocessors: Mapping[str, Any], bank, benchmark: FeatureB
     frames = []
     for method, postprocessor in postprocessors.items():
         summary, _ = evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, protocol,
-                              seeds=list(seeds), batch_size=batch_size, workers=workers)
+                              seeds=list(seeds), batch_size=batch_size, order=order, workers=workers)
         frames.append(summary.reset_index().assign(method=method, benchmark=benchmark.name))
     table = pd.concat(frames, ignore_index=True)
     first = ["method", "benchmark", "dataset", "group"]
@@ -87,7 +89,7 @@ def markdown_table(table: pd.DataFrame, digits: int = 2, bold: bool = True) -> s
 
 def sweep(make_postprocessor, argument: str, values: Sequence[Any], bank, benchmark: FeatureBenchmark, *,
           protocol: str = "mixed", seeds: Iterable[int] = (0,), batch_size: int = 256,
-          workers: int = 1) -> pd.DataFrame:
+          order: Sequence[str] | None = None, workers: int = 1) -> pd.DataFrame:
     """One method over values of one argument: a row per value with near/far/all-OOD mean AUROC and FPR@95.
 
     ``make_postprocessor(**{argument: value})`` builds the postprocessor; embeddings are replayed, never
@@ -97,7 +99,7 @@ def sweep(make_postprocessor, argument: str, values: Sequence[Any], bank, benchm
     for value in values:
         postprocessor = make_postprocessor(**{argument: value})
         summary, _ = evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, protocol,
-                              seeds=list(seeds), batch_size=batch_size, workers=workers)
+                              seeds=list(seeds), batch_size=batch_size, order=order, workers=workers)
         means = is_group_mean(summary)
         datasets = summary[~means]
         row = {argument: value, "AUROC": datasets["AUROC"].mean(), "FPR@95": datasets["FPR@95"].mean(),
@@ -108,6 +110,18 @@ def sweep(make_postprocessor, argument: str, values: Sequence[Any], bank, benchm
     return pd.DataFrame(rows)
 
 
+def sweep_axis(values: Sequence[Any]) -> str:
+    """The x axis for swept ``values``: ``log`` for positive numbers spanning a factor of 10 or more (label counts),
+    ``linear`` for other numbers (e.g. alpha 0, 0.5, 0.95: zero has no place on a log axis), ``category`` for
+    anything else (e.g. stream orders)."""
+    numbers = [float(v) for v in values if isinstance(v, numbers_.Real) and not isinstance(v, bool)]
+    if len(numbers) != len(values):
+        return "category"
+    if numbers and min(numbers) > 0 and max(numbers) / min(numbers) >= 10:
+        return "log"
+    return "linear"
+
+
 def plot_sweep(curves: Mapping[str, pd.DataFrame], argument: str, path: str | Path, title: str = "") -> Path:
     """PNG of mean FPR@95 and AUROC over all OOD sets against ``argument``, one line per method."""
     import matplotlib
@@ -115,12 +129,19 @@ def plot_sweep(curves: Mapping[str, pd.DataFrame], argument: str, path: str | Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    values = [v for frame in curves.values() for v in frame[argument]]
+    scale = sweep_axis(values)
+    categories = list(dict.fromkeys(values)) if scale == "category" else None
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for method, frame in curves.items():
+        x = [categories.index(v) for v in frame[argument]] if categories else frame[argument]
         for axis, metric in zip(axes, ("FPR@95", "AUROC")):
-            axis.plot(frame[argument], frame[metric], marker="o", label=method)
+            axis.plot(x, frame[metric], marker="o", label=method)
     for axis, metric in zip(axes, ("FPR@95 (%, OOD positive; lower is better)", "AUROC (%; higher is better)")):
-        axis.set_xscale("log")
+        if categories:
+            axis.set_xticks(range(len(categories)), [str(c) for c in categories])
+        else:
+            axis.set_xscale(scale)
         axis.set_xlabel(argument)
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)

@@ -109,7 +109,7 @@ def encode_loader(net, loader, name: str, *, ood: bool = False, progress: bool =
     """
     device = network_device(net)
     features, labels = [], []
-    for batch in tqdm(loader, disable=not progress, desc=f"Encoding {name}"):
+    for batch in tqdm(loader, disable=None if progress else True, desc=f"Encoding {name}"):
         output = net(batch["data"].to(device, non_blocking=True), return_feat=True)
         if isinstance(output, (tuple, list)):
             output = output[0]
@@ -295,7 +295,7 @@ def _define_classes():
             self.net.eval()
             device = network_device(self.net)
             preds, labels = [], []
-            for batch in tqdm(data_loader, desc=msg, disable=not progress):
+            for batch in tqdm(data_loader, desc=msg, disable=None if progress else True):
                 logits = self.net(batch["data"].to(device, non_blocking=True))
                 preds.append(logits.argmax(1).cpu())
                 labels.append(torch.as_tensor(batch["label"]).cpu())

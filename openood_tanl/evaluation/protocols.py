@@ -41,11 +41,11 @@ import pandas as pd
 import torch
 
 from ..metrics import METRIC_COLUMNS, ood_metrics
+from .protocol_names import PROTOCOLS
 
-__all__ = ["FeatureSet", "FeatureBenchmark", "PROTOCOLS", "score_stream", "run_protocol", "evaluate",
+__all__ = ["FeatureSet", "FeatureBenchmark", "PROTOCOLS", "check_protocol", "score_stream", "run_protocol", "evaluate",
            "summarise", "is_group_mean", "group_mean_name", "stream_generator"]
 
-PROTOCOLS = ("mixed", "id-first", "ood-first", "temporal")
 
 
 @dataclass
@@ -122,17 +122,39 @@ def stream_generator(seed: int, ood_index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) | int(state[1]) << 32)
 
 
-def _check_protocol(benchmark: FeatureBenchmark, protocol: str, order: Sequence[str] | None) -> None:
+def check_protocol(protocol: str, ood_set_names: Sequence[str], order: Sequence[str] | None = None,
+                   seeds: Sequence[int] | None = None) -> None:
+    """Refuse an unknown protocol, an ``order`` that is not a permutation of every OOD set (it would drop or repeat
+    sets), ``order`` without the temporal protocol, and repeated seeds (a stream averaged with itself)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
-    named = benchmark.ood_sets()
-    if not named:
-        raise ValueError(f"benchmark '{benchmark.name}' has no OOD set")
-    if protocol == "temporal" and order:
-        known = [ood_set.name for _, ood_set in named]
+    if not ood_set_names:
+        raise ValueError("the benchmark has no OOD set")
+    if order:
+        if protocol != "temporal":
+            raise ValueError(f"an OOD set order applies to the temporal protocol only, not '{protocol}'")
+        known = list(ood_set_names)
         unknown = [name for name in order if name not in known]
-        if unknown:
-            raise ValueError(f"temporal order names unknown OOD sets {unknown}; the benchmark has {known}")
+        repeated = sorted({name for name in order if list(order).count(name) > 1})
+        missing = [name for name in known if name not in order]
+        problems = ([f"unknown OOD sets {unknown}"] if unknown else []) + \
+            ([f"repeats {repeated}"] if repeated else []) + ([f"leaves out {missing}"] if missing else [])
+        if problems:
+            raise ValueError(f"the temporal order {list(order)} " + "; ".join(problems) + f": list every OOD set "
+                             f"once, e.g. --order {' '.join(known)}")
+    if seeds is not None:
+        seeds = list(seeds)
+        if not seeds:
+            raise ValueError("seeds must name at least one seed")
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seeds {seeds} repeat {repeated}: the same stream would be averaged with itself; give "
+                             "distinct seeds (e.g. 0 1 2)")
+
+
+def _check_protocol(benchmark: FeatureBenchmark, protocol: str, order: Sequence[str] | None,
+                    seeds: Sequence[int] | None = None) -> None:
+    check_protocol(protocol, [ood_set.name for _, ood_set in benchmark.ood_sets()], order, seeds)
 
 
 def _tasks(benchmark: FeatureBenchmark, protocol: str, seeds: Sequence[int]) -> list[tuple[int, int | None]]:
@@ -302,8 +324,8 @@ def evaluate(make_engine: Callable[[], object], benchmark: FeatureBenchmark, pro
     up to ImageNet-size banks), but torch does not promise thread-count-independent rounding in general: pass
     ``threads_per_worker=torch.get_num_threads()`` to rule it out, at the cost of oversubscription.
     """
-    _check_protocol(benchmark, protocol, order)
     seeds = list(seeds)
+    _check_protocol(benchmark, protocol, order, seeds)
     tasks = _tasks(benchmark, protocol, seeds)
     parts = _run_tasks(make_engine, benchmark, protocol, tasks, batch_size, order, workers, threads_per_worker)
     per_seed, per_run = [], len(tasks) // max(len(seeds), 1)  # each seed's tasks are contiguous, in order

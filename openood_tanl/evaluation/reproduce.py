@@ -8,11 +8,10 @@ AdaNeg's, from the same code base) in OpenOOD's (``FPR@95``, OOD positive); the 
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-import pandas as pd
-
-from .protocols import is_group_mean
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PAPER_SETTING", "PAPER_RESULTS", "OFFICIAL_IMAGENET_CORPUS", "REPRODUCIBLE_BENCHMARKS",
            "compare_with_paper", "setting_differences"]
@@ -67,6 +66,10 @@ def compare_with_paper(results: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     ``ours ... std``. Four-OOD's ``farood`` row is called ``mean``. An ``ID ACC`` row is added where the paper gives
     the accuracy. Paper cells are empty where the paper has no number.
     """
+    import pandas as pd
+
+    from .protocols import is_group_mean
+
     if benchmark not in PAPER_RESULTS:
         raise ValueError(f"the paper has no results for benchmark '{benchmark}'; it has {list(PAPER_RESULTS)}")
     paper = PAPER_RESULTS[benchmark]

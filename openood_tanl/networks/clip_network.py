@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,12 +17,13 @@ from ..corpus import Corpus, load_corpus
 from ..textbank import EmbeddingCache, default_cache_dir, fingerprint
 from .noise import noise_images
 
-__all__ = ["CLIPOODNetwork", "create_network", "TEMPLATES"]
+__all__ = ["CLIPOODNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES"]
 
 #: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
 NOUN_TEMPLATE = "The nice {}."
 ADJECTIVE_TEMPLATE = "This is a {} photo."
 TEMPLATES = ("official", "openai-ensemble")
+PRECISIONS = ("fp32", "fp16")
 
 
 class CLIPOODNetwork(nn.Module):
@@ -85,19 +87,26 @@ def _resolve_quick_gelu(model_name: str, pretrained: str | None, quick_gelu: boo
     return quick_gelu
 
 
-def _load_clip(model_name: str, pretrained: str | None, device, precision: str, quick_gelu: bool | None,
-               weights_dir: str | None):
+def _check_model(model_name: str, pretrained: str | None) -> None:
+    """An open_clip model name, and weights that are a file or one of its pretrained tags."""
     import open_clip
 
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model '{model_name}'; choose one of open_clip.list_models() (e.g. "
                          "ViT-B-16) or register a config with open_clip.add_model_config(path)")
-    use_quick_gelu = _resolve_quick_gelu(model_name, pretrained, quick_gelu)
     is_file = pretrained is not None and os.path.isfile(pretrained)
     if pretrained and not is_file and not open_clip.get_pretrained_cfg(model_name, pretrained):
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         raise ValueError(f"'{pretrained}' is neither a file nor a pretrained tag of {model_name}; "
                          f"tags: {', '.join(tags) or 'none'}")
+
+
+def _load_clip(model_name: str, pretrained: str | None, device, precision: str, quick_gelu: bool | None,
+               weights_dir: str | None):
+    import open_clip
+
+    _check_model(model_name, pretrained)
+    use_quick_gelu = _resolve_quick_gelu(model_name, pretrained, quick_gelu)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=pretrained, device=device, precision=precision,
@@ -131,7 +140,7 @@ def _encode_texts(model, tokenizer, names: Sequence[str], templates: Sequence[st
     print(f"encoding {len(names)} {description} x {len(templates)} template(s)")
     weights = build_zero_shot_classifier(model, tokenizer, list(names), list(templates),
                                          num_classes_per_batch=max(1, batch_size // len(templates)),
-                                         device=device, use_tqdm=True)
+                                         device=device, use_tqdm=sys.stderr.isatty())
     return weights.T.float().cpu()
 
 
@@ -164,46 +173,39 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         batch_size: texts encoded per forward pass.
         model_config: an open_clip model-config JSON to register first (custom architectures).
 
+    Everything that can fail without the model (class names, corpus, model name, weights tag, templates,
+    precision) is checked first, by ``plan_text_bank``; the text bank's cache is keyed by each word list as read
+    (before it is matched against the class names), so another class list re-encodes only the class names.
+
     Returns:
         (network, preprocess): a ``CLIPOODNetwork`` in eval mode and the eval transform (bicubic resize, center
         crop, CLIP mean/std), usable as OpenOOD's ``preprocessor``.
     """
-    if templates not in TEMPLATES:
-        raise ValueError(f"templates must be one of {TEMPLATES}, got '{templates}'")
     device = torch.device(device)
-    if model_config is not None:
-        import open_clip
-
-        if not Path(model_config).is_file():
-            raise FileNotFoundError(f"model_config {model_config} does not exist (an open_clip model-config JSON)")
-        open_clip.add_model_config(os.fspath(model_config))
     if precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision '{precision}' needs a CUDA device; use precision='fp32' on {device}")
-    names = class_names(id_classes)
-    words = load_corpus(corpus, names, rules=corpus_rules)
+    plan = plan_text_bank(model_name, pretrained, id_classes, corpus, corpus_rules=corpus_rules, templates=templates,
+                          precision=precision, quick_gelu=quick_gelu, noise_seed=noise_seed,
+                          normalize_noise=normalize_noise, model_config=model_config)
+    names, words, model_key = plan.names, plan.corpus, plan.model_key
     print(words.report())
     model, preprocess, tokenizer = _load_clip(model_name, pretrained, device, precision, quick_gelu,
                                               os.fspath(cache_dir) if cache_dir else None)
-    if templates == "official":
-        class_templates = noun_templates = [NOUN_TEMPLATE]
-    else:
-        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
-        class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
     cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
-    model_key = {"model": model_name, "weights": _weights_identity(pretrained),
-                 "quick_gelu": _resolve_quick_gelu(model_name, pretrained, quick_gelu), "precision": precision}
 
     def text_bank(kind: str, names_: Sequence[str], templates_: Sequence[str]) -> torch.Tensor:
         key = {**model_key, "kind": kind, "templates": list(templates_), "words": fingerprint(list(names_))}
         return cache.get_or_compute(kind, key, lambda: _encode_texts(model, tokenizer, names_, templates_, device,
                                                                      batch_size, kind))
 
-    id_text = text_bank("id-classes", names, class_templates)
+    id_text = text_bank("id-classes", names, plan.templates["classes"])
     corpus_text = torch.empty(len(words.words), id_text.shape[1])
-    for kind, templates_ in (("noun", noun_templates), ("adjective", [ADJECTIVE_TEMPLATE])):
+    for kind, read in (("noun", words.input_nouns), ("adjective", words.input_adjectives)):
         rows = [i for i, k in enumerate(words.kinds) if k == kind]
-        if rows:
-            corpus_text[rows] = text_bank(f"{kind}s", [words.words[i] for i in rows], templates_)
+        if rows:  # every word as read is encoded (and cached) once; the class names only select the rows
+            row_of = {word: row for row, word in enumerate(read)}
+            encoded = text_bank(f"{kind}s", read, plan.templates[f"{kind}s"])
+            corpus_text[rows] = encoded[[row_of[words.words[i]] for i in rows]]
 
     image_size = model.visual.image_size
     normalisation = next((t for t in getattr(preprocess, "transforms", []) if type(t).__name__ == "Normalize"), None)
@@ -221,15 +223,56 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
                                  encode_noise)
     network = CLIPOODNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words)
     network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
-    network.provenance = {
+    network.provenance = plan.provenance
+    return network.to(device).eval(), preprocess
+
+
+class TextBankPlan(NamedTuple):
+    """What ``create_network`` will build, known before any model is loaded."""
+
+    names: list[str]  # the ID class names
+    corpus: Corpus
+    templates: dict[str, list[str]]  # "classes", "nouns", "adjectives" -> prompt templates
+    model_key: dict  # identifies the image encoder
+    provenance: dict  # what a result file records about the text bank
+
+
+def plan_text_bank(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
+                   corpus: str | os.PathLike = "wordnet", *, corpus_rules: str = "official",
+                   templates: str = "official", precision: str = "fp32", quick_gelu: bool | None = None,
+                   noise_seed: int = 0, normalize_noise: bool = False,
+                   model_config: str | os.PathLike | None = None) -> TextBankPlan:
+    """Check ``create_network``'s arguments and describe its text bank without loading a model (seconds: the
+    class names, the corpus and open_clip's model and weights tables). Arguments as ``create_network``."""
+    import open_clip
+
+    if templates not in TEMPLATES:
+        raise ValueError(f"templates must be one of {TEMPLATES}, got '{templates}'")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+    if model_config is not None:
+        if not Path(model_config).is_file():
+            raise FileNotFoundError(f"model_config {model_config} does not exist (an open_clip model-config JSON)")
+        open_clip.add_model_config(os.fspath(model_config))
+    _check_model(model_name, pretrained)
+    names = class_names(id_classes)
+    words = load_corpus(corpus, names, rules=corpus_rules)
+    if templates == "official":
+        class_templates = noun_templates = [NOUN_TEMPLATE]
+    else:
+        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+        class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+    prompts = {"classes": list(class_templates), "nouns": list(noun_templates), "adjectives": [ADJECTIVE_TEMPLATE]}
+    model_key = {"model": model_name, "weights": _weights_identity(pretrained),
+                 "quick_gelu": _resolve_quick_gelu(model_name, pretrained, quick_gelu), "precision": precision}
+    provenance = {
         "package": {"name": "openood-tanl", "version": __version__},
         "backbone": model_name, "pretrained": model_key["weights"], "quick_gelu": model_key["quick_gelu"],
         "precision": precision,
         "class_names": {"set": os.fspath(id_classes) if isinstance(id_classes, (str, os.PathLike)) else "list",
                         "count": len(names), "sha256": class_names_sha256(names)},
         "corpus": words.provenance(),
-        "prompts": {"templates": templates, "classes": list(class_templates), "nouns": list(noun_templates),
-                    "adjectives": [ADJECTIVE_TEMPLATE]},
+        "prompts": {"templates": templates, **prompts},
         "noise": {"seed": noise_seed, "normalized": normalize_noise},
     }
-    return network.to(device).eval(), preprocess
+    return TextBankPlan(names, words, prompts, model_key, provenance)

@@ -7,7 +7,7 @@ from ..core.adaneg import OFFICIAL_NAMES as ADANEG_NAMES
 from ..core.adaneg import AdaNeg
 from ..core.mcm import MCM
 from ..core.neglabel import OFFICIAL_NAMES as NEGLABEL_NAMES
-from ..core.neglabel import NegLabel, select_negative_labels
+from ..core.neglabel import SELECTION_CHECKS, NegLabel, select_negative_labels
 from .engine_postprocessor import EnginePostprocessor
 
 __all__ = ["MCMPostprocessor", "NegLabelPostprocessor", "AdaNegPostprocessor", "negative_labels_of"]
@@ -50,6 +50,7 @@ class NegLabelPostprocessor(EnginePostprocessor):
     engine_class = NegLabel
     official_names = NEGLABEL_NAMES
     extra_parameters = {"num_negatives": 10000, "percentile": 0.95}
+    extra_checks = SELECTION_CHECKS
 
     def build_engine(self, net, *, num_negatives, percentile, **args) -> NegLabel:
         negatives = negative_labels_of(net, int(num_negatives), float(percentile))
@@ -68,6 +69,7 @@ class AdaNegPostprocessor(EnginePostprocessor):
     engine_class = AdaNeg
     official_names = {**ADANEG_NAMES, **{k: v for k, v in NEGLABEL_NAMES.items() if k != "num_groups"}}
     extra_parameters = {"num_negatives": 10000, "percentile": 0.95}
+    extra_checks = SELECTION_CHECKS
 
     def build_engine(self, net, *, num_negatives, percentile, **args) -> AdaNeg:
         negatives = negative_labels_of(net, int(num_negatives), float(percentile))

@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from ..yaml_files import load_yaml as _load_yaml
 
 __all__ = ["CONFIG_ROOT", "load_yaml", "packaged_config_path", "engine_defaults", "check_keys", "SECTION_KEYS"]
 
@@ -18,16 +18,8 @@ SECTION_KEYS = ("name", "APS_mode", "postprocessor_args", "postprocessor_sweep")
 
 
 def load_yaml(path: str | Path) -> dict:
-    """Safe-load a YAML file that must hold a mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    with open(path) as handle:
-        data = yaml.safe_load(handle)
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path} must hold a YAML mapping (e.g. 'postprocessor: {{name: tanl, ...}}'), "
-                         f"got {type(data).__name__}")
-    return dict(data)
+    """Safe-load a postprocessor config file, which must hold a mapping."""
+    return _load_yaml(path, "config file", "e.g. 'postprocessor: {name: tanl, ...}'")
 
 
 def packaged_config_path(name: str) -> Path:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..core.validation import check_hyperparameters
 from ..protocol import check_network, network_device
 from .base import BasePostprocessor
 from .config import SECTION_KEYS, check_keys, engine_defaults, load_yaml, packaged_config_path
@@ -37,13 +38,16 @@ class EnginePostprocessor(BasePostprocessor):
 
     Subclasses set ``name``, ``engine_class``, ``official_names`` and implement ``build_engine(net, **args)``.
     The hyperparameters are the engine's keyword-only arguments plus ``extra_parameters`` (arguments the
-    postprocessor itself uses to build the engine, e.g. NegLabel's selection size).
+    postprocessor itself uses to build the engine, e.g. NegLabel's selection size, checked by ``extra_checks``).
+    Every value is checked when the postprocessor is made (the engine's ``hyperparameter_checks``), so a wrong
+    type or range fails before any image is encoded; bounds that need the text bank are checked by the engine.
     """
 
     name: str = ""
     engine_class: type = object
     official_names: Mapping[str, str] = {}
     extra_parameters: Mapping[str, Any] = {}
+    extra_checks: Mapping[str, Any] = {}
 
     def __init__(self, config: Any = None, **overrides: Any):
         if config is None:
@@ -56,7 +60,7 @@ class EnginePostprocessor(BasePostprocessor):
         given = dict(section.get("postprocessor_args") or {})
         check_keys(given, self.defaults, f"{where}, postprocessor_args", self.official_names)
         check_keys(overrides, self.defaults, f"{type(self).__name__} arguments", self.official_names)
-        self.args = {**self.defaults, **given, **overrides}
+        self.args = self._checked({**self.defaults, **given, **overrides})
         # OpenOOD's sweep: {'<arg>_list': [values]}, set_hyperparam receives one value per key, in key order.
         self.args_dict = dict(section.get("postprocessor_sweep") or {})
         check_keys([self._swept_arg(key) for key in self.args_dict], self.defaults,
@@ -109,7 +113,7 @@ class EnginePostprocessor(BasePostprocessor):
         """
         device = network_device(net)
         preds, confs, labels = [], [], []
-        for batch in tqdm(data_loader, disable=not progress, desc=f"{self.name} inference"):
+        for batch in tqdm(data_loader, disable=None if progress else True, desc=f"{self.name} inference"):
             pred, conf = self.postprocess(net, batch["data"].to(device, non_blocking=True))
             preds.append(pred.cpu())
             confs.append(conf.cpu())
@@ -122,12 +126,18 @@ class EnginePostprocessor(BasePostprocessor):
         if len(hyperparam) != len(self.args_dict):
             raise ValueError(f"set_hyperparam got {len(hyperparam)} values for the swept keys "
                              f"{list(self.args_dict)}")
+        args = dict(self.args)
         for key, value in zip(self.args_dict, hyperparam):
-            self.args[self._swept_arg(key)] = value.item() if isinstance(value, np.generic) else value
+            args[self._swept_arg(key)] = value.item() if isinstance(value, np.generic) else value
+        self.args = self._checked(args)
         self.engine = None
 
     def get_hyperparam(self) -> list:
         return [self.args[self._swept_arg(key)] for key in self.args_dict]
+
+    def _checked(self, args: dict) -> dict:
+        checks = {**self.extra_checks, **getattr(self.engine_class, "hyperparameter_checks", {})}
+        return check_hyperparameters(checks, args, f"{self.name} postprocessor")
 
     @staticmethod
     def _swept_arg(key: str) -> str:
