@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from openood_tanl import TANLPostprocessor
+from openood_tanl import configure
+from openood_tanl.bank import TextBank
 from openood_tanl.evaluation import FeatureBenchmark, FeatureSet, evaluate, sweep
-from openood_tanl.protocol import TextBank
 from openood_tanl.synthetic import make_bank, make_stream
 
 
@@ -46,8 +46,9 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    postprocessor = TANLPostprocessor()  # paper defaults: M=1000, L=300, step 1
-    evaluate(lambda: postprocessor.engine_for(text_bank), FeatureBenchmark("warm-up", FeatureSet(
+    method = configure("tanl")  # the paper's setting: M=1000, L=300, step 1
+    engine = method.engine(text_bank)  # built once, as a replay reuses it (reset per stream)
+    evaluate(lambda: engine, FeatureBenchmark("warm-up", FeatureSet(
         "id", stream[:512], id_labels[:512]), {"far": [FeatureSet("o", stream[-256:], torch.full((256,), -1))]}))
     sync()
     start = time.perf_counter()
@@ -56,7 +57,7 @@ def main() -> None:
     sync()
     floor = time.perf_counter() - start
     start = time.perf_counter()
-    summary, _ = evaluate(lambda: postprocessor.engine_for(text_bank), benchmark, "mixed", batch_size=args.batch)
+    summary, _ = evaluate(lambda: engine, benchmark, "mixed", batch_size=args.batch)
     sync()
     replay = time.perf_counter() - start
     print(f"floor (matmul + softmax per batch) {floor:.1f} s, TANL replay {replay:.1f} s: ratio {replay / floor:.2f}"
@@ -64,8 +65,7 @@ def main() -> None:
     if args.sweep:
         values = [250 * 2 ** i for i in range(args.sweep)]
         start = time.perf_counter()
-        sweep(lambda **kw: TANLPostprocessor(**kw), "num_negatives", values, text_bank, benchmark,
-              batch_size=args.batch)
+        sweep(method, "num_negatives", values, text_bank, benchmark, batch_size=args.batch)
         sync()
         swept = time.perf_counter() - start
         print(f"sweep of {len(values)} label counts {values}: {swept:.1f} s = {swept / replay:.2f} replays")

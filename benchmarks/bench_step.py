@@ -72,7 +72,8 @@ def main() -> None:
             f, s = statistics.median(floors), statistics.median(steps)
             print(f"{memory:>6} {score_step:>4} {1e3 * f:>9.2f} {1e3 * s:>8.2f} {s / f:>6.2f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MiB, of which {peak - rss_before:.0f} MiB after the data were generated (text bank {text.numel() * 4 / 2**20:.0f} MiB, "
+    print(f"peak RSS {peak:.0f} MiB, of which {peak - rss_before:.0f} MiB after the data were generated "
+          f"(text bank {text.numel() * 4 / 2**20:.0f} MiB, "
           f"two queues of L={max(args.memory)}: {2 * max(args.memory) * args.corpus * 4 / 2**20:.0f} MiB)")
 
 

@@ -18,9 +18,15 @@ and a class-name file with one name a line, in the same label order:
 import sys
 
 import openood_tanl
-from openood_tanl.evaluation import (compare_methods, extract_benchmark, leaderboard_table, load_benchmark,
-                                     markdown_table, match_id_classes)
-from openood_tanl.protocol import TextBank
+from openood_tanl.bank import TextBank
+from openood_tanl.evaluation import (
+    compare_methods,
+    extract_benchmark,
+    leaderboard_table,
+    load_benchmark,
+    markdown_table,
+    match_id_classes,
+)
 
 if __name__ == "__main__":
     spec, data_root, class_file = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -31,8 +37,7 @@ if __name__ == "__main__":
     features = extract_benchmark(net, preprocess, images, None, net.model_key)  # once, into the default cache
 
     # tanl: the paper's setting; tanl_official: the authors' shipped script (alpha 0.0, gap 0.5)
-    methods = {name: openood_tanl.get_postprocessor(name)
-               for name in ("mcm", "neglabel", "adaneg", "tanl", "tanl_official")}
+    methods = {name: openood_tanl.configure(name) for name in ("mcm", "neglabel", "adaneg", "tanl", "tanl_official")}
     results = compare_methods(methods, TextBank.of(net), features, protocol="mixed", seeds=[0, 1, 2])
     board = leaderboard_table(results)
     print(markdown_table(board))

@@ -8,8 +8,8 @@ pretrained="/path/to/checkpoint" with quick_gelu=True). The text bank is cached 
 """
 import torch
 
-import openood_tanl  # registers tanl / mcm / neglabel / adaneg and evaluator.name: test_time with OpenOOD
-from openood_tanl.evaluation.openood_evaluators import TestTimeEvaluator
+import openood_tanl  # tanl, tanl_official, mcm, neglabel, adaneg become names in OpenOOD's evaluation API
+from openood_tanl.openood.evaluators import TestTimeEvaluator
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
 net, preprocess = openood_tanl.create_network("ViT-B-16", pretrained="openai", id_classes="imagenet",

@@ -1,29 +1,29 @@
-"""openood-tanl: TANL (Test-time Activated Negative Labels, CVPR 2026) as an OpenOOD postprocessor.
+"""openood-tanl: TANL (Test-time Activated Negative Labels, CVPR 2026) as an OpenOOD plugin.
 
-Layout: ``core`` holds the pure-torch engines on embeddings (TANL and the baselines); ``postprocessors`` adapts
-them to OpenOOD's ``BasePostprocessor``; ``networks`` builds the open_clip network that carries the text bank;
-``corpus`` and ``classnames`` ship the word lists; ``registry`` makes the names selectable inside OpenOOD (done on
-import when OpenOOD is installed). Attributes are imported on first use.
+Layers (see docs/DESIGN.md): ``core`` holds the pure-torch engines on embeddings; ``methods`` is the registry that
+builds them by name from a text bank (``bank``); ``networks`` builds the open_clip network that carries the text
+bank (``corpus``, ``classnames``); ``evaluation`` replays cached image embeddings under test-time protocols;
+``openood`` is the only code that touches OpenOOD; ``cli`` is the ``openood-tanl`` command. Attributes are imported
+on first use; with OpenOOD installed, our names become selectable in it when its evaluation API is imported.
 """
 import importlib.util as _importlib_util
 
 from ._lazy import lazy_exports
-
-__version__ = "0.2.0"
+from .version import __version__  # noqa: F401 (the package version, openood_tanl.__version__)
 
 _EXPORTS = {
-    "TANL": ".core", "TANLPostprocessor": ".postprocessors", "OPENOOD_AVAILABLE": ".postprocessors",
-    "CLIPNetwork": ".protocol", "POSTPROCESSORS": ".registry", "NETWORKS": ".registry", "config_root": ".registry",
-    "get_postprocessor": ".registry", "register": ".registry", "create_network": ".networks",
-    "class_names": ".classnames", "Corpus": ".corpus", "build_corpus": ".corpus", "load_corpus": ".corpus",
-    "read_word_list": ".corpus", "wordnet_words": ".corpus",
+    "TANL": ".core", "Engine": ".core", "create_engine": ".methods", "list_methods": ".methods",
+    "configure": ".methods", "config_root": ".methods", "TextBank": ".bank", "TextBankNetwork": ".bank",
+    "create_network": ".networks", "CLIPNetwork": ".networks", "class_names": ".classnames", "Corpus": ".corpus",
+    "build_corpus": ".corpus", "load_corpus": ".corpus", "read_word_list": ".corpus", "wordnet_words": ".corpus",
+    "TANLPostprocessor": ".openood", "TestTimeEvaluator": ".openood",
 }
-_SUBMODULES = ("classnames", "cli", "core", "corpus", "evaluation", "metrics", "networks", "postprocessors",
-               "protocol", "provenance", "registry", "synthetic", "textbank")
+_SUBMODULES = ("bank", "classnames", "cli", "core", "corpus", "embedding_cache", "evaluation", "methods", "metrics",
+               "networks", "openood", "provenance", "synthetic", "yaml_files")
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 
-if _importlib_util.find_spec("openood") is not None:  # OpenOOD installed: make our names selectable in it
-    from .registry import register as _register
+if _importlib_util.find_spec("openood") is not None:  # make our names selectable once OpenOOD's API is imported
+    from .openood.registration import register_on_import as _register_on_import
 
-    _register()
+    _register_on_import()

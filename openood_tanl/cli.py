@@ -24,7 +24,6 @@ or ``OPENOOD_TANL_DEBUG=1`` shows the traceback).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import re
@@ -34,22 +33,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .corpus import CORPUS_RULES
-from .evaluation.protocol_names import PROTOCOLS
+from .evaluation.protocols import PROTOCOLS
 from .evaluation.reproduce import EXPECTED_SPREAD, PAPER_SETTING, REPRODUCIBLE_BENCHMARKS
+from .methods import configure, list_methods
 
 SYNTHETIC_NOTICE = ("THE DATA ARE SYNTHETIC (CLIP-like embeddings generated from a seed): the numbers show the "
                     "pipeline working, not results on any real benchmark.")
 DEFAULT_SWEEP_VALUES = (100, 300, 1000, 3000, 10000)
-_CONFIGS = Path(__file__).resolve().parent / "configs" / "postprocessors"
 
 
 class UsageError(ValueError):
     """A mistake in the command line or its files: reported in one line, exit code 2."""
-
-
-def method_names() -> list[str]:
-    """The registry names (one shipped YAML each), read without importing the engines."""
-    return sorted(path.stem for path in _CONFIGS.glob("*.yml"))
 
 
 def default_workers() -> int:
@@ -78,35 +72,19 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def build_postprocessor(method: str, overrides: dict[str, Any] | None = None):
-    """A postprocessor from a registry name (``method_names()``) or a YAML path; every value is checked here."""
-    from .postprocessors.config import load_yaml
-    from .registry import POSTPROCESSORS
-
-    overrides = overrides or {}
-    if method.endswith((".yml", ".yaml")):
-        config = load_yaml(method)
-        name = (config.get("postprocessor") or {}).get("name")
-        if name not in POSTPROCESSORS:
-            raise UsageError(f"{method}: postprocessor.name must be one of {', '.join(POSTPROCESSORS)}, got {name!r}")
-        return POSTPROCESSORS[name](config, **overrides)
-    if method not in POSTPROCESSORS:
-        raise UsageError(f"unknown method '{method}'; choose one of {', '.join(POSTPROCESSORS)} or a YAML path")
-    return POSTPROCESSORS[method](None, **overrides)
-
-
 def method_label(method: str) -> str:
     """How tables name a method: its registry name, or a YAML's file name without extension."""
     return Path(method).stem if method.endswith((".yml", ".yaml")) else method
 
 
-def _postprocessors(methods: list[str]) -> dict[str, Any]:
+def _methods(methods: list[str]) -> dict[str, Any]:
+    """--methods -> {table label: MethodConfig} (every name and hyperparameter checked)."""
     labels = [method_label(m) for m in methods]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise UsageError(f"--methods names {repeated} more than once (a YAML counts by its file name); name each "
                          "method once")
-    return {label: build_postprocessor(method) for label, method in zip(labels, methods)}
+    return {label: configure(method) for label, method in zip(labels, methods)}
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -139,7 +117,7 @@ def plan_benchmark(args, benchmark: str) -> Job:
     """Images (every file listed and present), class names against the ID labels, protocol, text bank: all
     checked, nothing encoded."""
     from .classnames import class_names
-    from .evaluation.benchmarks import load_benchmark, match_id_classes
+    from .evaluation.datasets import load_benchmark, match_id_classes
     from .evaluation.protocols import check_protocol
     from .networks import plan_text_bank
 
@@ -156,9 +134,9 @@ def plan_benchmark(args, benchmark: str) -> Job:
 
 
 def _device(args):
-    from .evaluation import distributed
-
     import torch
+
+    from .evaluation import distributed
 
     try:
         device = torch.device(distributed.device_for(args.device))
@@ -169,14 +147,14 @@ def _device(args):
     return device
 
 
-def load_features(args, job: Job, postprocessors=()) -> tuple[Any, Any]:
-    """The network (text bank from its cache), each postprocessor's engine (checked against the text bank before
-    any image is encoded), then the benchmark's features (encoded once, then from the cache)."""
+def load_features(args, job: Job, methods=()) -> tuple[Any, Any]:
+    """The network (text bank from its cache), each method's engine (built once against the text bank, before any
+    image is encoded, for the bounds that need it), then the benchmark's features (encoded once, then cached)."""
+    from .bank import TextBank
+    from .embedding_cache import default_cache_dir
     from .evaluation import distributed
-    from .evaluation.features import extract_benchmark
+    from .evaluation.extraction import extract_benchmark
     from .networks import create_network
-    from .protocol import TextBank
-    from .textbank import default_cache_dir
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
@@ -185,33 +163,11 @@ def load_features(args, job: Job, postprocessors=()) -> tuple[Any, Any]:
                                          precision=args.precision, quick_gelu=args.quick_gelu,
                                          model_config=args.model_config)
     bank = TextBank.of(net)
-    for postprocessor in postprocessors:
-        postprocessor.engine_for(bank)  # bounds that need the text bank (e.g. num_negatives <= corpus size)
+    for method in methods:
+        method.engine(bank)  # bounds that need the text bank (e.g. num_negatives <= corpus size)
     features = extract_benchmark(net, preprocess, job.images, cache_dir, net.model_key, batch_size=args.batch_size,
                                  num_workers=args.workers, verify=args.verify)
     return bank, features
-
-
-def synthetic_benchmark(seed: int = 0, num_classes: int = 100, corpus_size: int = 20000, dim: int = 256,
-                        num_id: int = 5000, num_ood: int = 1000):
-    """The demo's benchmark: ID images near their class text, near-OOD mixed with ID texts, far-OOD not."""
-    import torch
-
-    from .evaluation.protocols import FeatureBenchmark, FeatureSet
-    from .protocol import TextBank
-    from .synthetic import make_bank, make_stream
-
-    bank = make_bank(num_classes, corpus_size, dim, seed=seed)
-    id_features, _, id_labels = make_stream(bank, num_id, 0, signal=0.4, seed=seed + 1, shuffle=False)
-    minus_one = torch.full((num_ood,), -1)
-    near = make_stream(bank, 0, num_ood, signal=0.4, id_mix=0.8, seed=seed + 2)[0]
-    far = make_stream(bank, 0, num_ood, signal=0.4, seed=seed + 3)[0]
-    benchmark = FeatureBenchmark("synthetic", FeatureSet("synthetic-id", id_features, id_labels), {
-        "near": [FeatureSet("synthetic-near", near, minus_one)],
-        "far": [FeatureSet("synthetic-far", far, minus_one)]})
-    provenance = {"synthetic": {"seed": seed, "classes": num_classes, "corpus_words": corpus_size, "dim": dim,
-                                "id_images": num_id, "ood_images_per_set": num_ood}}
-    return TextBank(bank.id_text, bank.corpus_text, bank.noise_features, 100.0, provenance=provenance), benchmark
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -298,28 +254,28 @@ def _conventions() -> None:
     print("FPR@95: OpenOOD's convention (OOD positive); FPR@95(ID+): the CLIP-OOD papers' (ID positive).")
 
 
-def _record(postprocessors: dict, banks: dict, args, **extra) -> dict:
+def _record(methods: dict, banks: dict, args, **extra) -> dict:
     from .provenance import run_record
 
-    return run_record(methods=postprocessors, text_banks=banks, protocol=args.protocol, seeds=args.seeds,
+    return run_record(methods=methods, text_banks=banks, protocol=args.protocol, seeds=args.seeds,
                       batch_size=args.batch_size, order=getattr(args, "order", None), **extra)
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def run_methods(postprocessors: dict, data: list, *, protocol: str, seeds: list[int], batch_size: int,
-                order=None, workers: int = 1):
-    """Every postprocessor on every (text bank, features) pair: ``compare_methods``' long table."""
+def run_methods(methods: dict, data: list, *, protocol: str, seeds: list[int], batch_size: int, order=None,
+                workers: int = 1):
+    """Every method (label -> MethodConfig) on every (text bank, features) pair: ``compare_methods``' long table."""
     import pandas as pd
 
-    from .evaluation.leaderboard import compare_methods
+    from .evaluation.comparison import compare_methods
 
-    return pd.concat([compare_methods(postprocessors, bank, benchmark, protocol=protocol, seeds=seeds,
+    return pd.concat([compare_methods(methods, bank, benchmark, protocol=protocol, seeds=seeds,
                                       batch_size=batch_size, order=order, workers=workers)
                       for bank, benchmark in data], ignore_index=True)
 
 
 def write_leaderboard(results, out: Path, record: dict):
-    from .evaluation.leaderboard import leaderboard_table, markdown_table
+    from .evaluation.tables import leaderboard_table, markdown_table
 
     board = leaderboard_table(results)
     _show(board)
@@ -331,13 +287,13 @@ def write_leaderboard(results, out: Path, record: dict):
 
 def run_sweep(methods: dict, argument: str, values: list[Any], bank, benchmark, out: Path, record: dict, *,
               protocol: str, seeds: list[int], batch_size: int, order=None, workers: int = 1):
-    """``methods``: label -> method (registry name or YAML); one curve per method over ``values``."""
+    """``methods``: label -> MethodConfig; one curve per method over ``values`` of ``argument``."""
     import pandas as pd
 
-    from .evaluation.leaderboard import plot_sweep, sweep
+    from .evaluation.comparison import plot_sweep, sweep
 
-    curves = {label: sweep(functools.partial(_sweep_postprocessor, method), argument, values, bank, benchmark,
-                           protocol=protocol, seeds=seeds, batch_size=batch_size, order=order, workers=workers)
+    curves = {label: sweep(method, argument, values, bank, benchmark, protocol=protocol, seeds=seeds,
+                           batch_size=batch_size, order=order, workers=workers)
               for label, method in methods.items()}
     table = pd.concat([c.assign(method=m) for m, c in curves.items()], ignore_index=True)
     _show(table.set_index(["method", argument]))
@@ -348,10 +304,6 @@ def run_sweep(methods: dict, argument: str, values: list[Any], bank, benchmark, 
     return curves
 
 
-def _sweep_postprocessor(method: str, **value):
-    return build_postprocessor(method, value)
-
-
 # ---------------------------------------------------------------------------------------------- commands
 LEADERBOARD_FILES = ["results.csv", "leaderboard.csv", "leaderboard.md"]
 SWEEP_FILES = ["sweep.csv", "sweep.png"]
@@ -359,19 +311,19 @@ REPRODUCE_FILES = ["reproduce.csv", "reproduce-results.csv", "reproduce.md"]
 
 
 def cmd_demo(args) -> None:
+    from .provenance import run_record
+    from .synthetic import synthetic_benchmark
+
     out = check_out(args.out)
     print(f"openood-tanl demo: {SYNTHETIC_NOTICE}")
     bank, benchmark = synthetic_benchmark(seed=args.seed)
-    methods = {m: build_postprocessor(m) for m in ("mcm", "neglabel", "adaneg", "tanl")}
+    methods = _methods(["mcm", "neglabel", "adaneg", "tanl"])
     settings = dict(protocol="mixed", seeds=[args.seed], batch_size=256)
-    sweep_methods = {m: m for m in ("tanl", "neglabel")}
+    sweep_methods = _methods(["tanl", "neglabel"])
     values = list(DEFAULT_SWEEP_VALUES)
-    from .provenance import run_record
-
     board_record = run_record(methods=methods, text_banks={benchmark.name: bank}, **settings)
-    sweep_record = run_record(methods={m: build_postprocessor(m) for m in sweep_methods},
-                              text_banks={benchmark.name: bank}, sweep={"argument": "num_negatives", "values": values},
-                              **settings)
+    sweep_record = run_record(methods=sweep_methods, text_banks={benchmark.name: bank},
+                              sweep={"argument": "num_negatives", "values": values}, **settings)
     claim_outputs(out, "leaderboard", LEADERBOARD_FILES, board_record, args.overwrite)
     claim_outputs(out, "sweep", SWEEP_FILES, sweep_record, args.overwrite)
     print(f"benchmark: {len(benchmark.id_set)} ID embeddings (100 classes, D=256), near- and far-OOD sets of "
@@ -397,22 +349,22 @@ def cmd_extract(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .evaluation.protocols import evaluate
+    from .evaluation.replay import evaluate
 
     out = check_out(args.out)
     overrides = parse_overrides(args.set)
-    postprocessor = build_postprocessor(args.method, overrides)
+    method = configure(args.method, **overrides)
     job = plan_benchmark(args, args.benchmark)
     _device(args)
     label = method_label(args.method)
-    record = _record({label: postprocessor}, {job.name: job.plan.provenance}, args)
-    settings = "".join(f"-{key}{re.sub(r'[^A-Za-z0-9.+_-]', '_', str(value))}" for key, value in sorted(overrides.items()))
+    record = _record({label: method}, {job.name: job.plan.provenance}, args)
+    settings = "".join(f"-{key}{re.sub(r'[^A-Za-z0-9.+_-]', '_', str(value))}"
+                       for key, value in sorted(overrides.items()))
     stem = f"{label}{settings}-{Path(args.benchmark).stem}-{args.protocol}"
     claim_outputs(out, stem, [f"{stem}.csv", f"{stem}-per-seed.csv"], record, args.overwrite)
-    bank, benchmark = load_features(args, job, [postprocessor])
-    summary, per_seed = evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, args.protocol,
-                                 seeds=args.seeds, batch_size=args.batch_size, order=args.order,
-                                 workers=args.stream_workers)
+    bank, benchmark = load_features(args, job, [method])
+    summary, per_seed = evaluate(method.factory(bank), benchmark, args.protocol, seeds=args.seeds,
+                                 batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
     _show(summary)
     _conventions()
     files = [_write(summary, out / f"{stem}.csv", record),
@@ -434,13 +386,13 @@ def _plan_benchmarks(args, names: list[str]) -> list[Job]:
 
 def cmd_leaderboard(args) -> None:
     out = check_out(args.out)
-    postprocessors = _postprocessors(args.methods)
+    methods = _methods(args.methods)
     jobs = _plan_benchmarks(args, args.benchmarks)
     _device(args)
-    record = _record(postprocessors, {job.name: job.plan.provenance for job in jobs}, args)
+    record = _record(methods, {job.name: job.plan.provenance for job in jobs}, args)
     claim_outputs(out, "leaderboard", LEADERBOARD_FILES, record, args.overwrite)
-    data = [load_features(args, job, postprocessors.values()) for job in jobs]
-    write_leaderboard(run_methods(postprocessors, data, protocol=args.protocol, seeds=args.seeds,
+    data = [load_features(args, job, methods.values()) for job in jobs]
+    write_leaderboard(run_methods(methods, data, protocol=args.protocol, seeds=args.seeds,
                                   batch_size=args.batch_size, order=args.order, workers=args.stream_workers),
                       out, record)
     _conventions()
@@ -450,36 +402,31 @@ def cmd_sweep(args) -> None:
     import yaml
 
     out = check_out(args.out)
-    defaults = _postprocessors(args.methods)  # label -> postprocessor at its defaults (refuses repeats)
-    methods = dict(zip(defaults, args.methods))  # label -> registry name or YAML
+    methods = _methods(args.methods)
     try:
         values = [yaml.safe_load(v) for v in args.values]
     except yaml.YAMLError as error:
         raise UsageError(f"--values: not a list of numbers or words ({error})") from None
     if len({json.dumps(v, sort_keys=True, default=str) for v in values}) != len(values):
         raise UsageError(f"--values {args.values} repeat a value; give each value once")
-    swept = {label: [build_postprocessor(m, {args.argument: v}) for v in values] for label, m in methods.items()}
+    points = [method.replace(**{args.argument: v}) for method in methods.values() for v in values]  # all checked
     job = plan_benchmark(args, args.benchmark)
     _device(args)
-    record = _record(defaults, {job.name: job.plan.provenance}, args,
+    record = _record(methods, {job.name: job.plan.provenance}, args,
                      sweep={"argument": args.argument, "values": values})
     claim_outputs(out, "sweep", SWEEP_FILES, record, args.overwrite)
-    bank, benchmark = load_features(args, job)
-    for postprocessors in swept.values():  # every value against the text bank before the replays
-        for postprocessor in postprocessors:
-            postprocessor.engine_for(bank)
-            postprocessor.engine = None
+    bank, benchmark = load_features(args, job, points)  # every sweep point against the text bank
     run_sweep(methods, args.argument, values, bank, benchmark, out, record, protocol=args.protocol, seeds=args.seeds,
               batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
 
 
 def cmd_reproduce(args) -> None:
-    from .evaluation.leaderboard import markdown_table
     from .evaluation.reproduce import compare_with_paper, setting_differences
+    from .evaluation.tables import markdown_table
     from .provenance import FPR_CONVENTIONS
 
     out = check_out(args.out)
-    postprocessors = _postprocessors(args.methods)
+    methods = _methods(args.methods)
     job = plan_benchmark(args, args.benchmark)
     _device(args)
     paper = "four-ood" if job.name in ("four-ood", "imagenet-four-ood") else job.name
@@ -487,13 +434,13 @@ def cmd_reproduce(args) -> None:
                "templates": args.templates, "protocol": args.protocol, "seeds": args.seeds,
                "batch_size": args.batch_size}
     differences = setting_differences(setting, job.plan.provenance.get("corpus"))
-    record = _record(postprocessors, {job.name: job.plan.provenance}, args,
+    record = _record(methods, {job.name: job.plan.provenance}, args,
                      reproduce={"paper_benchmark": paper, "differences_from_paper": differences})
     claim_outputs(out, "reproduce", REPRODUCE_FILES, record, args.overwrite)
-    print(f"openood-tanl reproduce: {', '.join(postprocessors)} on {job.name}, {args.protocol} protocol, seeds "
+    print(f"openood-tanl reproduce: {', '.join(methods)} on {job.name}, {args.protocol} protocol, seeds "
           f"{' '.join(map(str, args.seeds))}, batch {args.batch_size} (tanl = the paper's preset, tanl.yml)")
-    bank, benchmark = load_features(args, job, postprocessors.values())
-    results = run_methods(postprocessors, [(bank, benchmark)], protocol=args.protocol, seeds=args.seeds,
+    bank, benchmark = load_features(args, job, methods.values())
+    results = run_methods(methods, [(bank, benchmark)], protocol=args.protocol, seeds=args.seeds,
                           batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
     table = compare_with_paper(results, paper)
     _show(table.set_index(["method", "dataset"]))
@@ -620,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
     extract.set_defaults(run=cmd_extract)
 
-    methods = " | ".join(method_names())
+    methods = " | ".join(list_methods())
     evaluation = command("eval", "one method on a benchmark under a protocol")
     evaluation.add_argument("--method", required=True, help=f"{methods} | a postprocessor YAML")
     evaluation.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",

@@ -16,8 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from . import __version__
-from .textbank import write_atomic
+from .embedding_cache import write_atomic
+from .version import __version__
 
 __all__ = ["FPR_CONVENTIONS", "method_record", "run_record", "config_id", "write_run_record", "libraries"]
 
@@ -60,10 +60,14 @@ def libraries() -> dict[str, str | None]:
     return versions
 
 
-def method_record(postprocessor) -> dict:
-    """A postprocessor's registry name and every hyperparameter it runs with."""
-    return {"method": getattr(postprocessor, "name", type(postprocessor).__name__),
-            "hyperparameters": _jsonable(dict(getattr(postprocessor, "args", {})))}
+def method_record(method) -> dict:
+    """A method's registry name and every hyperparameter it runs with (a ``MethodConfig``, or an OpenOOD
+    postprocessor of ours: ``name`` and ``args``)."""
+    hyperparameters = getattr(method, "hyperparameters", None)
+    if hyperparameters is None:
+        hyperparameters = getattr(method, "args", {})
+    return {"method": getattr(method, "name", type(method).__name__),
+            "hyperparameters": _jsonable(dict(hyperparameters))}
 
 
 def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], protocol: str, seeds: Iterable[int],
@@ -71,7 +75,7 @@ def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], pro
     """The record of one run.
 
     Args:
-        methods: display name -> postprocessor (or an already built ``method_record`` mapping).
+        methods: display name -> ``MethodConfig`` or postprocessor (or an already built ``method_record`` mapping).
         text_banks: benchmark name -> its text bank or network (its ``provenance``) or a provenance mapping.
         protocol, seeds, batch_size, order: the test-time protocol.
         **extra: anything else that defines the run (e.g. a sweep's argument and values).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SyntheticBank", "make_bank", "make_stream"]
+__all__ = ["SyntheticBank", "make_bank", "make_stream", "synthetic_benchmark"]
 
 
 @dataclass
@@ -75,3 +75,25 @@ def make_stream(bank: SyntheticBank, num_id: int, num_ood: int, *, signal: float
         order = torch.randperm(num_id + num_ood, generator=g)
         features, is_id, labels = features[order], is_id[order], labels[order]
     return features, is_id, labels
+
+
+def synthetic_benchmark(seed: int = 0, num_classes: int = 100, corpus_size: int = 20000, dim: int = 256,
+                        num_id: int = 5000, num_ood: int = 1000):
+    """The demo's benchmark: ID images near their class text, near-OOD mixed with ID texts, far-OOD not.
+
+    Returns (``TextBank`` with a ``synthetic`` provenance, ``FeatureBenchmark`` with one near and one far set).
+    """
+    from .bank import TextBank
+    from .evaluation.data import FeatureBenchmark, FeatureSet
+
+    bank = make_bank(num_classes, corpus_size, dim, seed=seed)
+    id_features, _, id_labels = make_stream(bank, num_id, 0, signal=0.4, seed=seed + 1, shuffle=False)
+    minus_one = torch.full((num_ood,), -1)
+    near = make_stream(bank, 0, num_ood, signal=0.4, id_mix=0.8, seed=seed + 2)[0]
+    far = make_stream(bank, 0, num_ood, signal=0.4, seed=seed + 3)[0]
+    benchmark = FeatureBenchmark("synthetic", FeatureSet("synthetic-id", id_features, id_labels), {
+        "near": [FeatureSet("synthetic-near", near, minus_one)],
+        "far": [FeatureSet("synthetic-far", far, minus_one)]})
+    provenance = {"synthetic": {"seed": seed, "classes": num_classes, "corpus_words": corpus_size, "dim": dim,
+                                "id_images": num_id, "ood_images_per_set": num_ood}}
+    return TextBank(bank.id_text, bank.corpus_text, bank.noise_features, 100.0, provenance=provenance), benchmark

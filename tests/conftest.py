@@ -1,14 +1,38 @@
+"""Shared fixtures. Test helpers are the ``helpers`` package (doubles, the tiny open_clip model, generated OpenOOD
+trees, extraction workers) and ``reference`` (slow literal implementations the engines are pinned against);
+``pythonpath = tests`` in the pytest configuration makes both importable."""
+import functools
+import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-# tests import their slow reference helpers by module name
-sys.path.insert(0, str(Path(__file__).parent))
+#: Fixtures shared across folders: the tiny network and images of the extraction tests (``tiny``, ``one_thread``).
+pytest_plugins = ["helpers.extraction_setup"]
 
 # Tests never reach the network: open_clip's weight downloads fail at once instead of retrying for a minute.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+#: Tests of the OpenOOD adapters run where OpenOOD is installed, and are skipped (saying so) elsewhere.
+needs_openood = pytest.mark.skipif(importlib.util.find_spec("openood") is None,
+                                   reason="OpenOOD is not installed (pip install git+https://github.com/Jingkang50/OpenOOD)")
+
+
+@pytest.fixture(scope="session")
+def synthetic_bank():
+    """``make_bank(num_classes, corpus_size, dim, seed=...)``, one bank per argument set (banks are read-only)."""
+    from openood_tanl.synthetic import make_bank
+
+    return functools.lru_cache(maxsize=None)(make_bank)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """The tiny random open_clip model registered with open_clip and saved to a checkpoint (its path)."""
+    pytest.importorskip("open_clip")
+    from helpers.tiny_clip import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-clip"))
 
 
 @pytest.fixture

@@ -106,8 +106,8 @@ def _imagenet() -> tuple[str, ...]:
     try:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the built-in 'imagenet' class names come from open_clip; install it with "
-                          "`pip install open_clip_torch`, or pass your own list or a text file of class names.") from exc
+        raise ImportError("the built-in 'imagenet' class names come from open_clip; install it with `pip install "
+                          "open_clip_torch`, or pass your own list or a text file of class names.") from exc
     names = tuple(IMAGENET_CLASSNAMES)
     if len(names) != 1000:
         raise RuntimeError(f"open_clip's IMAGENET_CLASSNAMES has {len(names)} names, expected 1000")
@@ -147,7 +147,8 @@ def class_names(spec: Spec) -> list[str]:
                          "name per line.")
     if isinstance(spec, (list, tuple)):
         return _validate(spec, "class-name list")
-    raise TypeError(f"class_names() expects a built-in name, a list of class names or a path, not {type(spec).__name__}")
+    raise TypeError("class_names() expects a built-in name, a list of class names or a path, not "
+                    f"{type(spec).__name__}")
 
 
 def class_names_sha256(names: Sequence[str]) -> str:

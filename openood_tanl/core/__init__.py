@@ -1,10 +1,15 @@
-"""Pure-torch engines on embeddings (TANL and the baselines) and TANL's scoring pieces; no OpenOOD, no open_clip."""
+"""Pure-torch engines on embeddings (TANL and the baselines) and TANL's scoring pieces; no OpenOOD, no open_clip.
+
+Every engine follows the contract of ``core.engine.Engine``: ``reset()``, ``step(features) -> (pred, score)`` with
+higher scores more in-distribution, ``device``, ``num_classes``, and its hyperparameters' checks and official names.
+"""
 from .adaneg import AdaNeg
+from .engine import Engine, OfficialName
 from .mcm import MCM
 from .neglabel import NegLabel, select_negative_labels
 from .queue import ActivationQueue
 from .scoring import activation_aware_score, otsu_threshold, prefix_lengths
-from .tanl import OFFICIAL_NAMES, TANL
+from .tanl import TANL
 
-__all__ = ["TANL", "MCM", "NegLabel", "AdaNeg", "select_negative_labels", "OFFICIAL_NAMES", "ActivationQueue", "activation_aware_score", "otsu_threshold",
-           "prefix_lengths"]
+__all__ = ["Engine", "OfficialName", "TANL", "MCM", "NegLabel", "AdaNeg", "select_negative_labels", "ActivationQueue",
+           "activation_aware_score", "otsu_threshold", "prefix_lengths"]

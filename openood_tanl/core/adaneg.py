@@ -22,26 +22,37 @@ from __future__ import annotations
 
 import torch
 
+from .engine import OfficialName
 from .scoring import grouped_id_share, negative_groups
-from .validation import (as_rows, check_batch, check_flag, check_hyperparameters, check_int, check_logit_scale,
-                         check_real, check_seed, check_unit)
+from .validation import (
+    as_rows,
+    check_batch,
+    check_flag,
+    check_hyperparameters,
+    check_int,
+    check_logit_scale,
+    check_real,
+    check_seed,
+    check_unit,
+)
 from .validation import check_same_dim as _check_same_dim
 
 __all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES", "HYPERPARAMETER_CHECKS"]
 
-#: Our argument name -> the official ``TTAPromptPostprocessor_noadagap`` name (``postprocessor_args`` key).
+#: Our hyperparameter -> where it lives in the official ``TTAPromptPostprocessor_noadagap`` (``postprocessor_args``).
 OFFICIAL_NAMES = {
-    "threshold": "thres",
-    "gap": "gap",
-    "memory_length": "memleng",
-    "mix_weight": "lambdaval",
-    "num_groups": "group_num",
-    "shuffle_groups": "random_permute",
-    "sample_adaptive": "samada",
-    "sharpness": "beta (applied as int(beta): the shipped 5.5 runs as 5)",
-    "score_mode": "in_score",
-    "seed": "SEED (hard-coded 0 in postprocess)",
-    "replace_by_entropy": "none (True = the code as written; False = its float16 run, where entropies are NaN)",
+    "threshold": OfficialName("thres"),
+    "gap": OfficialName("gap"),
+    "memory_length": OfficialName("memleng"),
+    "mix_weight": OfficialName("lambdaval"),
+    "num_groups": OfficialName("group_num"),
+    "shuffle_groups": OfficialName("random_permute"),
+    "sample_adaptive": OfficialName("samada"),
+    "sharpness": OfficialName("beta", "applied as int(beta): the shipped 5.5 runs as 5"),
+    "score_mode": OfficialName("in_score"),
+    "seed": OfficialName(None, "SEED, hard-coded 0 in postprocess"),
+    "replace_by_entropy": OfficialName(None, "True = the code as written; False = its float16 run, where "
+                                             "entropies are NaN"),
 }
 
 #: Accepted ``score_mode`` values (the official ``in_score`` strings) and what they return.
@@ -132,6 +143,7 @@ class AdaNeg:
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    official_names = OFFICIAL_NAMES
 
     def __init__(
         self,

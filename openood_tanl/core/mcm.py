@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import torch
 
+from .engine import OfficialName
 from .validation import as_rows, check_batch, check_hyperparameters, check_logit_scale, check_real
 
-__all__ = ["MCM", "HYPERPARAMETER_CHECKS"]
+__all__ = ["MCM", "HYPERPARAMETER_CHECKS", "OFFICIAL_NAMES"]
 
 HYPERPARAMETER_CHECKS = {"temperature": lambda name, value: check_real(name, value, 0.0, low_open=True)}
+OFFICIAL_NAMES = {"temperature": OfficialName("tau")}
 
 
 class MCM:
@@ -22,6 +24,7 @@ class MCM:
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    official_names = OFFICIAL_NAMES
 
     def __init__(self, id_text: torch.Tensor, logit_scale: float = 100.0, *, temperature: float = 1.0):
         self.id_text = as_rows("id_text", id_text, owner=self)
@@ -30,6 +33,14 @@ class MCM:
         self.logit_scale = check_logit_scale(logit_scale)
         self.temperature = check_hyperparameters(self.hyperparameter_checks, {"temperature": temperature},
                                                  "MCM")["temperature"]
+
+    @property
+    def device(self) -> torch.device:
+        return self.id_text.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.id_text.shape[0]
 
     def reset(self) -> "MCM":
         return self

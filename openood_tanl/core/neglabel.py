@@ -3,11 +3,21 @@ from __future__ import annotations
 
 import torch
 
+from .engine import OfficialName
 from .scoring import grouped_id_share, negative_groups
-from .validation import (as_rows, check_batch, check_hyperparameters, check_int, check_logit_scale, check_real,
-                         check_same_dim, check_seed)
+from .validation import (
+    as_rows,
+    check_batch,
+    check_hyperparameters,
+    check_int,
+    check_logit_scale,
+    check_real,
+    check_same_dim,
+    check_seed,
+)
 
-__all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS", "SELECTION_CHECKS"]
+__all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS", "SELECTION_CHECKS",
+           "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
 
 #: The engine's hyperparameters (``num_groups`` is also bounded by the number of negatives).
 HYPERPARAMETER_CHECKS = {"num_groups": lambda name, value: check_int(name, value, 1),
@@ -16,8 +26,11 @@ HYPERPARAMETER_CHECKS = {"num_groups": lambda name, value: check_int(name, value
 SELECTION_CHECKS = {"num_negatives": lambda name, value: check_int(name, value, 1),
                     "percentile": lambda name, value: check_real(name, value, 0.0, 1.0)}
 
-#: Our argument name -> NegLabel's official name.
-OFFICIAL_NAMES = {"num_negatives": "ood_number", "num_groups": "ngroup", "percentile": "pct (0.95)"}
+#: The engine's hyperparameters -> NegLabel's official names; the selection's likewise.
+OFFICIAL_NAMES = {"num_groups": OfficialName("ngroup"), "seed": OfficialName(None, "hard-coded 0")}
+SELECTION_OFFICIAL_NAMES = {"num_negatives": OfficialName("ood_number"), "percentile": OfficialName("pct", "0.95")}
+#: The selection's defaults (NegLabel's: 10,000 negatives, the 95th percentile).
+SELECTION_DEFAULTS = {"num_negatives": 10000, "percentile": 0.95}
 
 
 @torch.no_grad()
@@ -84,6 +97,7 @@ class NegLabel:
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    official_names = OFFICIAL_NAMES
 
     def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0, *,
                  num_groups: int = 100, seed: int = 0):
@@ -99,6 +113,14 @@ class NegLabel:
         groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed)
         self._group_columns = (groups + self.id_text.shape[0]).to(self.id_text.device)  # columns of [ID | negatives]
         self._text = torch.cat([self.id_text, self.negative_text])
+
+    @property
+    def device(self) -> torch.device:
+        return self.id_text.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.id_text.shape[0]
 
     def reset(self) -> "NegLabel":
         return self

@@ -110,7 +110,8 @@ def otsu_threshold(scores: torch.Tensor) -> torch.Tensor:
     low_count, low_sum, low_squares = (x.cumsum(0)[:-1] for x in (count, total, squares))
     high_count, high_sum, high_squares = (x.sum() - y for x, y in zip((count, total, squares),
                                                                         (low_count, low_sum, low_squares)))
-    within = (low_squares - low_sum**2 / low_count.clamp(min=1)) + (high_squares - high_sum**2 / high_count.clamp(min=1))
+    within = (low_squares - low_sum**2 / low_count.clamp(min=1)) + \
+        (high_squares - high_sum**2 / high_count.clamp(min=1))
     criterion = torch.where((low_count > 0) & (high_count > 0), within / values.numel(), torch.inf)
     ties = criterion == criterion.min()
     rank_of_tie = ties.cumsum(0)

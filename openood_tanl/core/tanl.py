@@ -7,23 +7,31 @@ from __future__ import annotations
 
 import torch
 
+from .engine import OfficialName
 from .queue import ActivationQueue
 from .scoring import activation_aware_score, id_logsumexp, otsu_threshold
-from .validation import (as_rows, check_batch, check_hyperparameters, check_int, check_logit_scale, check_seed,
-                         check_unit)
+from .validation import (
+    as_rows,
+    check_batch,
+    check_hyperparameters,
+    check_int,
+    check_logit_scale,
+    check_seed,
+    check_unit,
+)
 
 __all__ = ["TANL", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS"]
 
-#: Our argument name -> the official ``ActivatedNegPostprocessor`` name (YAML key) it maps to.
+#: Our hyperparameter -> where it lives in the official ``ActivatedNegPostprocessor``.
 OFFICIAL_NAMES = {
-    "num_negatives": "beta",
-    "memory_length": "memleng",
-    "gap": "gap",
-    "alpha": "alpha",
-    "score_step": "gamma",
-    "score_memory_length": "score_queue_len (hard-coded 20000)",
+    "num_negatives": OfficialName("beta"),
+    "memory_length": OfficialName("memleng"),
+    "gap": OfficialName("gap"),
+    "alpha": OfficialName("alpha"),
+    "score_step": OfficialName("gamma"),
+    "score_memory_length": OfficialName(None, "score_queue_len, hard-coded 20000"),
+    "seed": OfficialName(None, "the shuffle of the initial memories uses the unseeded global RNG"),
 }
-
 
 #: Each hyperparameter's check, independent of the text bank (``num_negatives`` is also bounded by the corpus size).
 HYPERPARAMETER_CHECKS = {
@@ -66,6 +74,7 @@ class TANL:
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    official_names = OFFICIAL_NAMES
 
     def __init__(
         self,

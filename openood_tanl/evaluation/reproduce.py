@@ -68,7 +68,7 @@ def compare_with_paper(results: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from .protocols import is_group_mean
+    from .tables import is_group_mean
 
     if benchmark not in PAPER_RESULTS:
         raise ValueError(f"the paper has no results for benchmark '{benchmark}'; it has {list(PAPER_RESULTS)}")

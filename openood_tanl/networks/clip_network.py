@@ -11,13 +11,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import __version__
 from ..classnames import class_names, class_names_sha256
 from ..corpus import Corpus, load_corpus
-from ..textbank import EmbeddingCache, default_cache_dir, fingerprint
+from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
+from ..version import __version__
 from .noise import noise_images
 
-__all__ = ["CLIPOODNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES"]
+__all__ = ["CLIPNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES"]
 
 #: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
 NOUN_TEMPLATE = "The nice {}."
@@ -26,7 +26,7 @@ TEMPLATES = ("official", "openai-ensemble")
 PRECISIONS = ("fp32", "fp16")
 
 
-class CLIPOODNetwork(nn.Module):
+class CLIPNetwork(nn.Module):
     """open_clip model + ID/corpus text embeddings + noise-image embeddings (``openood_tanl.CLIPNetwork``).
 
     ``net(x)`` returns [B, C] logits over the ID classes (OpenOOD's accuracy column); ``net(x, return_feat=True)``
@@ -122,6 +122,24 @@ def _load_clip(model_name: str, pretrained: str | None, device, precision: str, 
     return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
 
 
+def _noise_features(model, preprocess, cache: EmbeddingCache, model_key: dict, device, seed: int,
+                    normalize: bool) -> torch.Tensor:
+    """[15, D] L2-normalised embeddings of the noise images (cached); CLIP's normalisation only when ``normalize``."""
+    image_size = model.visual.image_size
+    normalisation = next((t for t in getattr(preprocess, "transforms", []) if type(t).__name__ == "Normalize"), None)
+
+    def encode() -> torch.Tensor:
+        images = noise_images(image_size if isinstance(image_size, int) else tuple(image_size), seed=seed)
+        if normalize and normalisation is not None:
+            images = normalisation(images)
+        with torch.no_grad():
+            dtype = next(model.parameters()).dtype
+            return F.normalize(model.encode_image(images.to(device, dtype)).float(), dim=-1).cpu()
+
+    key = {**model_key, "kind": "noise", "seed": seed, "normalized": normalize, "image_size": str(image_size)}
+    return cache.get_or_compute("noise", key, encode)
+
+
 def _weights_identity(pretrained: str | None) -> dict:
     if pretrained and os.path.isfile(pretrained):
         stat = os.stat(pretrained)
@@ -178,7 +196,7 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
     (before it is matched against the class names), so another class list re-encodes only the class names.
 
     Returns:
-        (network, preprocess): a ``CLIPOODNetwork`` in eval mode and the eval transform (bicubic resize, center
+        (network, preprocess): a ``CLIPNetwork`` in eval mode and the eval transform (bicubic resize, center
         crop, CLIP mean/std), usable as OpenOOD's ``preprocessor``.
     """
     device = torch.device(device)
@@ -207,21 +225,8 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
             encoded = text_bank(f"{kind}s", read, plan.templates[f"{kind}s"])
             corpus_text[rows] = encoded[[row_of[words.words[i]] for i in rows]]
 
-    image_size = model.visual.image_size
-    normalisation = next((t for t in getattr(preprocess, "transforms", []) if type(t).__name__ == "Normalize"), None)
-
-    def encode_noise() -> torch.Tensor:
-        images = noise_images(image_size if isinstance(image_size, int) else tuple(image_size), seed=noise_seed)
-        if normalize_noise and normalisation is not None:
-            images = normalisation(images)
-        with torch.no_grad():
-            dtype = next(model.parameters()).dtype
-            return F.normalize(model.encode_image(images.to(device, dtype)).float(), dim=-1).cpu()
-
-    noise = cache.get_or_compute("noise", {**model_key, "kind": "noise", "seed": noise_seed,
-                                           "normalized": normalize_noise, "image_size": str(image_size)},
-                                 encode_noise)
-    network = CLIPOODNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words)
+    noise = _noise_features(model, preprocess, cache, model_key, device, noise_seed, normalize_noise)
+    network = CLIPNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words)
     network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
     network.provenance = plan.provenance
     return network.to(device).eval(), preprocess

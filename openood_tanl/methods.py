@@ -1,0 +1,263 @@
+"""The method registry: every OOD method by name, as data, and how to build its engine from a text bank.
+
+One ``Method`` entry per name: its engine class, how the engine is built from a text bank, and its shipped YAML
+(``configs/postprocessors/<name>.yml``, in OpenOOD's schema), whose ``postprocessor_args`` are the method's
+settings. Presets are entries too: ``tanl`` is the paper's setting, ``tanl_official`` the authors' shipped script.
+
+    list_methods()                                   -> ['adaneg', 'mcm', 'neglabel', 'tanl', 'tanl_official']
+    configure("tanl", gap=0.5)                       -> MethodConfig: a method with every hyperparameter, checked
+    create_engine("tanl", bank, gap=0.5)             -> a ready TANL engine for ``bank``
+    configure("my.yml")                              -> a method from a YAML in OpenOOD's schema
+
+A ``bank`` is anything with ``id_text_features``, ``corpus_text_features``, ``noise_features`` and ``logit_scale``
+(``openood_tanl.TextBank``, the CLIP network). Hyperparameters are the engine's keyword arguments (plus NegLabel's
+selection, ``num_negatives`` and ``percentile``, for the methods that select negatives); official key names are
+translated in the error (``'beta' is the official name of 'num_negatives'``). Nothing here imports torch until an
+engine is checked or built.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+__all__ = ["Method", "MethodConfig", "METHODS", "list_methods", "get_method", "configure", "create_engine",
+           "config_root", "method_config_path", "check_keys", "SECTION_KEYS"]
+
+#: Keys an OpenOOD ``postprocessor:`` section may hold.
+SECTION_KEYS = ("name", "APS_mode", "postprocessor_args", "postprocessor_sweep")
+
+
+def config_root() -> Path:
+    """The folder holding ``postprocessors/<name>.yml`` and ``networks/clip_tanl.yml`` (OpenOOD's
+    ``Evaluator(config_root=...)``): inside the installed package, or the repository's ``configs/``."""
+    package = Path(__file__).resolve().parent
+    installed = package / "configs"
+    return installed if (installed / "postprocessors").is_dir() else package.parent / "configs"
+
+
+def method_config_path(name: str) -> Path:
+    """The YAML shipped for method ``name``."""
+    entry = get_method(name)
+    return config_root() / "postprocessors" / f"{entry.config or entry.name}.yml"
+
+
+# ---------------------------------------------------------------------------------------------- building engines
+def _logit_scale(bank) -> float:
+    import torch
+
+    return float(torch.as_tensor(bank.logit_scale))
+
+
+def _with_corpus(engine_class, bank, **hyperparameters):
+    """Engines that score against the whole corpus (TANL)."""
+    return engine_class(bank.id_text_features, bank.corpus_text_features, bank.noise_features, _logit_scale(bank),
+                        **hyperparameters)
+
+
+def _id_only(engine_class, bank, **hyperparameters):
+    """Engines that need the ID class texts only (MCM)."""
+    return engine_class(bank.id_text_features, _logit_scale(bank), **hyperparameters)
+
+
+def selected_negatives(bank, num_negatives: int, percentile: float):
+    """[M, D] NegLabel-selected negative texts of ``bank``'s corpus (every word counts as a noun when the bank does
+    not say which are adjectives)."""
+    import torch
+
+    from .core.neglabel import select_negative_labels
+
+    is_adjective = getattr(bank, "corpus_is_adjective", None)
+    if is_adjective is None:
+        is_adjective = torch.zeros(len(bank.corpus_text_features), dtype=torch.bool)
+    chosen = select_negative_labels(bank.id_text_features, bank.corpus_text_features, is_adjective, num_negatives,
+                                    percentile)
+    return bank.corpus_text_features.index_select(0, chosen.to(bank.corpus_text_features.device))
+
+
+def _with_selection(engine_class, bank, *, num_negatives, percentile, **hyperparameters):
+    """Engines that score against NegLabel's selection of the corpus (NegLabel, AdaNeg)."""
+    negatives = selected_negatives(bank, num_negatives, percentile)
+    return engine_class(bank.id_text_features, negatives, _logit_scale(bank), **hyperparameters)
+
+
+# ---------------------------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class Method:
+    """One registry entry.
+
+    Attributes:
+        name: the registry name (also OpenOOD's ``postprocessor.name``).
+        summary: one line for listings.
+        engine: ``"module:Class"`` of the engine (``openood_tanl.core``), imported on use.
+        build: ``build(engine_class, bank, **hyperparameters) -> engine``.
+        config: the shipped YAML's file stem under ``configs/postprocessors/`` (default: ``name``).
+        selects_negatives: whether NegLabel's selection (``num_negatives``, ``percentile``) comes first.
+    """
+
+    name: str
+    summary: str
+    engine: str
+    build: Callable = field(repr=False)
+    config: str = ""
+    selects_negatives: bool = False
+
+    @property
+    def engine_class(self) -> type:
+        module, _, attribute = self.engine.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def _selection(self, what: str) -> dict:
+        if not self.selects_negatives:
+            return {}
+        from .core import neglabel
+
+        return dict(getattr(neglabel, f"SELECTION_{what}"))
+
+    @property
+    def hyperparameter_checks(self) -> dict:
+        return {**self._selection("CHECKS"), **self.engine_class.hyperparameter_checks}
+
+    @property
+    def official_names(self) -> dict:
+        return {**self._selection("OFFICIAL_NAMES"), **self.engine_class.official_names}
+
+    def engine_defaults(self) -> dict[str, Any]:
+        """The engine's keyword-only defaults (plus the selection's)."""
+        signature = inspect.signature(self.engine_class.__init__)
+        return {**self._selection("DEFAULTS"), **{name: parameter.default for name, parameter in
+                                                   signature.parameters.items()
+                                                   if parameter.kind is inspect.Parameter.KEYWORD_ONLY}}
+
+    def settings(self) -> dict[str, Any]:
+        """The method's hyperparameters: the engine's defaults with the shipped YAML's ``postprocessor_args``."""
+        return {**self.engine_defaults(), **_shipped_args(self.config or self.name)}
+
+
+METHODS: dict[str, Method] = {method.name: method for method in (
+    Method("tanl", "TANL (CVPR 2026), the paper's setting", "openood_tanl.core.tanl:TANL", _with_corpus),
+    Method("tanl_official", "TANL with the authors' shipped script (alpha 0.0, gap 0.5)",
+           "openood_tanl.core.tanl:TANL", _with_corpus),
+    Method("mcm", "MCM (NeurIPS 2022): max softmax over the ID classes", "openood_tanl.core.mcm:MCM", _id_only),
+    Method("neglabel", "NegLabel (ICLR 2024): grouped score against selected negatives",
+           "openood_tanl.core.neglabel:NegLabel", _with_selection, selects_negatives=True),
+    Method("adaneg", "AdaNeg (NeurIPS 2024): memories of test images per text proxy",
+           "openood_tanl.core.adaneg:AdaNeg", _with_selection, selects_negatives=True),
+)}
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_args(config: str) -> dict:
+    from .yaml_files import load_yaml
+
+    section = load_yaml(config_root() / "postprocessors" / f"{config}.yml")["postprocessor"]
+    return dict(section.get("postprocessor_args") or {})
+
+
+def list_methods() -> list[str]:
+    """The registry names, sorted."""
+    return sorted(METHODS)
+
+
+def get_method(name: str) -> Method:
+    """The entry of ``name``; an unknown name is a ValueError naming the registry (and the closest name)."""
+    if name not in METHODS:
+        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
+        raise ValueError(f"unknown method '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                         + f"; choose one of {', '.join(list_methods())}")
+    return METHODS[name]
+
+
+def check_keys(keys, valid: Mapping[str, Any], where: str, official_names: Mapping[str, Any]) -> None:
+    """Raise a ValueError for any key not in ``valid``, naming the valid keys and translating official names."""
+    by_official = {official.key: ours for ours, official in official_names.items()
+                   if official.key is not None and official.key != ours}
+    problems = []
+    for key in keys:
+        if key in valid:
+            continue
+        if key in by_official:
+            problems.append(f"'{key}' is the official name of '{by_official[key]}'; use '{by_official[key]}'")
+            continue
+        close = difflib.get_close_matches(str(key), list(valid), n=1)
+        problems.append(f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems) + f". Valid keys: {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """A method with every hyperparameter set and checked: what a leaderboard row or a sweep point runs.
+
+    ``engine(bank)`` builds its engine; ``factory(bank)`` is the picklable zero-argument builder that process pools
+    take (``functools.partial(create_engine, name, bank, ...)``).
+    """
+
+    name: str
+    hyperparameters: Mapping[str, Any]
+
+    def engine(self, bank):
+        return create_engine(self.name, bank, **self.hyperparameters)
+
+    def factory(self, bank) -> functools.partial:
+        return functools.partial(create_engine, self.name, bank, **self.hyperparameters)
+
+    def replace(self, **hyperparameters) -> "MethodConfig":
+        """The same method with some hyperparameters changed (checked again)."""
+        return configure(self.name, **{**self.hyperparameters, **hyperparameters})
+
+
+def _checked(method: Method, values: Mapping[str, Any], where: str) -> dict:
+    from .core.validation import check_hyperparameters
+
+    check_keys(values, method.hyperparameter_checks, where, method.official_names)
+    return check_hyperparameters(method.hyperparameter_checks, values, where)
+
+
+def configure(method: str, args: Mapping[str, Any] | None = None, **overrides) -> MethodConfig:
+    """A checked ``MethodConfig`` from a registry name or a YAML path (OpenOOD's ``postprocessor:`` schema).
+
+    Hyperparameters: the method's settings (engine defaults + shipped YAML), then ``args`` (e.g. a config's
+    ``postprocessor_args``), then ``overrides``. Unknown keys, official names and bad values are ValueErrors or
+    TypeErrors that name them.
+    """
+    if str(method).endswith((".yml", ".yaml")):
+        section = openood_section(method)
+        return configure(section["name"], {**dict(section.get("postprocessor_args") or {}), **dict(args or {})},
+                         **overrides)
+    entry = get_method(method)
+    return MethodConfig(entry.name, _checked(entry, {**entry.settings(), **dict(args or {}), **overrides},
+                                             f"{entry.name} hyperparameters"))
+
+
+def openood_section(config, default_name: str | None = None) -> dict:
+    """The ``postprocessor`` section of an OpenOOD config (a mapping, an OpenOOD ``Config`` or a YAML path), with its
+    keys and method name (``default_name`` where the section has none) checked."""
+    if isinstance(config, (str, Path)):
+        from .yaml_files import load_yaml
+
+        config = load_yaml(config, "postprocessor config", "e.g. 'postprocessor: {name: tanl, ...}'")
+    section = config.get("postprocessor") if isinstance(config, Mapping) else None
+    if not isinstance(section, Mapping):
+        raise ValueError("the config must be a mapping with a 'postprocessor' section, as in OpenOOD's "
+                         "configs/postprocessors/*.yml (postprocessor: {name, APS_mode, postprocessor_args, "
+                         "postprocessor_sweep})")
+    check_keys(section.keys(), dict.fromkeys(SECTION_KEYS), "postprocessor config", {})
+    section = dict(section)
+    section["name"] = section.get("name") or default_name
+    get_method(section["name"])
+    return section
+
+
+def create_engine(name: str, bank, **hyperparameters):
+    """The engine of method ``name`` for ``bank``, with its settings and ``hyperparameters`` (checked)."""
+    from .bank import check_network
+
+    config = configure(name, **hyperparameters)
+    check_network(bank)
+    entry = METHODS[config.name]
+    return entry.build(entry.engine_class, bank, **config.hyperparameters)

@@ -1,0 +1,225 @@
+"""The openood-tanl commands end to end on a generated image tree with the tiny random open_clip model."""
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+pytest.importorskip("open_clip")
+
+from helpers.tiny_clip import TINY_MODEL, make_tiny_checkpoint  # noqa: E402
+from openood_tanl import cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+
+    def images(folder, count, tint):
+        folder.mkdir(parents=True)
+        for i in range(count):
+            pixels = np.clip(rng.normal(tint, 40, (24, 24, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+
+    for label, tint in enumerate((60, 120, 180)):
+        images(root / "data" / "id" / f"class{label}", 12, tint)
+    images(root / "data" / "near", 10, 100)
+    images(root / "data" / "far", 10, 240)
+    spec = {"name": "toy", "id": {"folder": "id", "classes": ["class0", "class1", "class2"]},
+            "ood": {"near": {"toy-near": {"folder": "near"}}, "far": {"toy-far": {"folder": "far"}}}}
+    (root / "data" / "toy.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (root / "classes.txt").write_text("red thing\ngreen thing\nblue thing\n")
+    (root / "words.txt").write_text("".join(f"word{i}\n" for i in range(1200)))
+    checkpoint = make_tiny_checkpoint(root / "tiny")
+    for name, args in {"neglabel": {"num_negatives": 200, "num_groups": 4},
+                       "adaneg": {"num_negatives": 200, "num_groups": 4}}.items():
+        (root / f"{name}-small.yml").write_text(yaml.safe_dump(
+            {"postprocessor": {"name": name, "postprocessor_args": args}}))
+    common = ["--model", TINY_MODEL, "--model-config", str(root / "tiny" / f"{TINY_MODEL}.json"),
+              "--pretrained", str(checkpoint), "--id-classes", str(root / "classes.txt"),
+              "--corpus", str(root / "words.txt"), "--cache-dir", str(root / "cache"), "--device", "cpu",
+              "--workers", "0", "--data-root", str(root / "data")]
+    return root, common
+
+
+def test_extract_then_eval_reads_the_cache(workspace, monkeypatch, capsys):
+    root, common = workspace
+    benchmark = str(root / "data" / "toy.yml")
+    assert cli.main(["extract", "--benchmark", benchmark, *common]) == 0
+    assert "toy-near: 10 images" in capsys.readouterr().out
+    assert list((root / "cache" / "features").iterdir())
+
+    import openood_tanl.evaluation.extraction as features
+
+    monkeypatch.setattr(features.ImageDataset, "__getitem__",
+                        lambda *a: (_ for _ in ()).throw(AssertionError("re-encoded an image")))
+    out = root / "eval"
+    assert cli.main(["eval", "--method", "tanl", "--set", "num_negatives=100", "memory_length=20",
+                     "--benchmark", benchmark, *common, "--seeds", "0", "1", "--batch-size", "8",
+                     "--out", str(out)]) == 0
+    table = pd.read_csv(out / "tanl-memory_length20-num_negatives100-toy-mixed.csv", index_col="dataset")
+    assert list(table.index) == ["toy-near", "nearood", "toy-far", "farood"]
+    assert {"AUROC", "FPR@95", "FPR@95(ID+)", "AUROC_std"} <= set(table.columns)
+    per_seed = pd.read_csv(out / "tanl-memory_length20-num_negatives100-toy-mixed-per-seed.csv")
+    assert sorted(per_seed["seed"].unique()) == [0, 1]
+
+
+def test_leaderboard_and_sweep(workspace):
+    root, common = workspace
+    benchmark = str(root / "data" / "toy.yml")
+    out = root / "board"
+    methods = ["mcm", "tanl", str(root / "neglabel-small.yml"), str(root / "adaneg-small.yml")]
+    assert cli.main(["leaderboard", "--methods", *methods, "--benchmarks", benchmark, *common,
+                     "--batch-size", "8", "--out", str(out)]) == 0
+    board = pd.read_csv(out / "leaderboard.csv", index_col="method")
+    assert len(board) == 4 and "toy farood AUROC" in board.columns
+    assert "**" in (out / "leaderboard.md").read_text()
+
+    out = root / "sweep"
+    assert cli.main(["sweep", "--methods", "tanl", str(root / "neglabel-small.yml"), "--values", "50", "200",
+                     "--benchmark", benchmark, *common, "--batch-size", "8", "--out", str(out)]) == 0
+    curve = pd.read_csv(out / "sweep.csv")
+    assert list(curve["num_negatives"]) == [50, 200, 50, 200]
+    assert (out / "sweep.png").stat().st_size > 10000
+
+
+def test_temporal_protocol_and_bad_input(workspace, capsys):
+    root, common = workspace
+    benchmark = str(root / "data" / "toy.yml")
+    assert cli.main(["eval", "--method", "mcm", "--benchmark", benchmark, *common, "--protocol", "temporal",
+                     "--order", "toy-far", "toy-near", "--out", str(root / "temporal")]) == 0
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--method", "mcm", "--benchmark", benchmark, *common, "--protocol", "shuffled"])
+    capsys.readouterr()
+    assert cli.main(["eval", "--method", "mcm", "--benchmark", benchmark, *common[:6]]) == 2
+    assert "error: pass --id-classes" in capsys.readouterr().err
+
+
+def test_help_is_readable(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("demo", "extract", "eval", "leaderboard", "sweep"):
+        assert command in text
+
+
+def _record(path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_every_result_file_carries_its_provenance(workspace):
+    root, common = workspace
+    benchmark = str(root / "data" / "toy.yml")
+    out = root / "provenance"
+    assert cli.main(["eval", "--method", "tanl_official", "--set", "num_negatives=100", "--benchmark", benchmark,
+                     *common, "--seeds", "3", "4", "--batch-size", "8", "--out", str(out)]) == 0
+    record = _record(out / "tanl_official-num_negatives100-toy-mixed.run.json")
+    stem = "tanl_official-num_negatives100-toy-mixed"
+    assert record["files"] == [f"{stem}.csv", f"{stem}-per-seed.csv"]
+    hyper = record["methods"]["tanl_official"]
+    assert hyper["method"] == "tanl_official"
+    assert hyper["hyperparameters"] == {"num_negatives": 100, "memory_length": 300, "gap": 0.5, "alpha": 0.0,
+                                        "score_step": 1, "score_memory_length": 20000, "seed": 0}
+    bank = record["benchmarks"]["toy"]["text_bank"]
+    assert bank["backbone"] == TINY_MODEL and bank["pretrained"]["file"].endswith("tiny-random.pt")
+    assert bank["precision"] == "fp32" and bank["class_names"]["set"] == str(root / "classes.txt")
+    assert bank["corpus"]["source"] == str((root / "words.txt").resolve()) and bank["corpus"]["words"] == 1200
+    assert len(bank["corpus"]["sha256"]) == 64 and bank["prompts"]["nouns"] == ["The nice {}."]
+    assert record["protocol"] == {"name": "mixed", "seeds": [3, 4], "batch_size": 8, "order": None}
+    assert set(record["metrics"]) == {"FPR@95", "FPR@95(ID+)"} and "OOD positive" in record["metrics"]["FPR@95"]
+    assert record["libraries"]["openood-tanl"] and record["libraries"]["torch"]
+    for name in record["files"]:
+        assert set(pd.read_csv(out / name)["config_id"]) == {record["config_id"]}
+
+    # the same run on another corpus can never be mistaken for it
+    folder = root / "other-corpus"
+    folder.mkdir()
+    (folder / "noun.all.txt").write_text("".join(f"thing{i}\n" for i in range(300)))
+    (folder / "adj.all.txt").write_text("".join(f"odd{i}\n" for i in range(100)))
+    other = [*common[:common.index("--corpus") + 1], str(folder), *common[common.index("--corpus") + 2:]]
+    assert cli.main(["eval", "--method", "tanl_official", "--set", "num_negatives=100", "--benchmark", benchmark,
+                     *other, "--corpus-rules", "clean", "--seeds", "3", "4", "--batch-size", "8",
+                     "--out", str(root / "provenance-2")]) == 0
+    second = _record(root / "provenance-2" / "tanl_official-num_negatives100-toy-mixed.run.json")
+    assert second["config_id"] != record["config_id"]
+    corpus = second["benchmarks"]["toy"]["text_bank"]["corpus"]
+    assert (corpus["words"], corpus["nouns"], corpus["rules"]) == (400, 300, "clean")
+
+    board = root / "board"  # written by test_leaderboard_and_sweep, or written now
+    if not (board / "leaderboard.run.json").exists():
+        test_leaderboard_and_sweep(workspace)
+    for stem, files in (("leaderboard", ["results.csv", "leaderboard.csv", "leaderboard.md"]),
+                        ("sweep", ["sweep.csv", "sweep.png"])):
+        folder = root / ("board" if stem == "leaderboard" else "sweep")
+        written = _record(folder / f"{stem}.run.json")
+        assert written["files"] == files and written["protocol"]["batch_size"] == 8
+        assert written["benchmarks"]["toy"]["text_bank"]["corpus"]["words"] == 1200
+        assert set(pd.read_csv(folder / files[0])["config_id"]) == {written["config_id"]}
+    board_record = _record(board / "leaderboard.run.json")
+    assert set(board_record["methods"]) == {"mcm", "tanl", "neglabel-small", "adaneg-small"}
+    assert board_record["methods"]["neglabel-small"]["hyperparameters"]["num_negatives"] == 200
+    assert f"config {board_record['config_id']}" in (board / "leaderboard.md").read_text()
+    assert _record(root / "sweep" / "sweep.run.json")["sweep"] == {"argument": "num_negatives", "values": [50, 200]}
+
+
+@pytest.fixture(scope="module")
+def four_ood_root(tmp_path_factory):
+    """The four-OOD folder layout with one image per ImageNet class and five per OOD set."""
+    root = tmp_path_factory.mktemp("four-ood")
+    rng = np.random.default_rng(1)
+    for index in range(1000):
+        folder = root / "imagenet" / "val" / f"n{index:08d}"
+        folder.mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(folder / "0.png")
+    for name, tint in (("iNaturalist", 30), ("SUN", 90), ("Places", 150), ("Textures", 210)):
+        (root / name).mkdir()
+        for i in range(5):
+            pixels = np.clip(rng.normal(tint, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_reproduce_sets_paper_and_ours_side_by_side(workspace, four_ood_root, capsys):
+    root, common = workspace
+    settings = dict(zip(common[::2], common[1::2]))
+    for key in ("--id-classes", "--data-root"):
+        settings.pop(key)
+    out = root / "reproduce"
+    args = ["reproduce", "--benchmark", "four-ood", "--data-root", str(four_ood_root), "--methods", "tanl", "mcm",
+            *[item for pair in settings.items() for item in pair], "--out", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "compared in the convention its paper printed it in" in printed
+    assert "differs from the paper's setting" in printed and "point --corpus at NegLabel's txtfiles/" in printed
+
+    table = pd.read_csv(out / "reproduce.csv")
+    results = pd.read_csv(out / "reproduce-results.csv")
+    tanl = table[table["method"] == "tanl"].set_index("dataset")
+    assert list(tanl.index) == ["iNaturalist", "SUN", "Places", "Textures", "mean"]
+    assert set(tanl["convention"]) == {"FPR@95"}
+    assert tanl.loc["mean", "paper FPR@95"] == 9.81 and tanl.loc["Places", "paper AUROC"] == 95.87
+    ours = results[(results["method"] == "tanl")].set_index("dataset")
+    assert tanl.loc["SUN", "ours FPR@95"] == pytest.approx(ours.loc["SUN", "FPR@95"], abs=1e-3)
+    assert tanl.loc["mean", "ours AUROC"] == pytest.approx(ours.loc["farood", "AUROC"], abs=1e-3)
+    assert "ours FPR@95 std" in tanl.columns  # three seeds by default
+    diff = tanl["ours FPR@95"] - tanl["paper FPR@95"]
+    assert (tanl["diff FPR@95"] - diff).abs().max() < 1e-3
+
+    mcm = table[table["method"] == "mcm"].set_index("dataset")
+    assert set(mcm["convention"]) == {"FPR@95(ID+)"}  # the TANL paper prints MCM's Four-OOD row ID-positive
+    mcm_ours = results[results["method"] == "mcm"].set_index("dataset")
+    assert mcm.loc["mean", "paper FPR@95"] == 43.93
+    assert mcm.loc["mean", "ours FPR@95"] == pytest.approx(mcm_ours.loc["farood", "FPR@95(ID+)"], abs=1e-3)
+    assert pd.isna(mcm.loc["SUN", "paper FPR@95"])  # the paper gives MCM's mean only
+
+    record = _record(out / "reproduce.run.json")
+    assert record["files"] == ["reproduce.csv", "reproduce-results.csv", "reproduce.md"]
+    assert record["protocol"] == {"name": "mixed", "seeds": [0, 1, 2], "batch_size": 256, "order": None}
+    assert record["methods"]["tanl"]["hyperparameters"]["alpha"] == 0.95  # the paper's preset
+    differences = " ".join(record["reproduce"]["differences_from_paper"])
+    assert f"model '{TINY_MODEL}'" in differences and "corpus" in differences
+    markdown = (out / "reproduce.md").read_text()
+    assert "| tanl | mean | FPR@95 | 9.81 |" in markdown and f"config {record['config_id']}" in markdown
