@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -16,6 +15,7 @@ from ..corpus import Corpus, load_corpus
 from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
 from .noise import noise_images
+from .text_encoding import TEXT_ENCODINGS, encode_class_texts, trims_exactly
 
 __all__ = ["CLIPNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES"]
 
@@ -147,21 +147,6 @@ def _weights_identity(pretrained: str | None) -> dict:
     return {"tag": pretrained}
 
 
-@torch.no_grad()
-def _encode_texts(model, tokenizer, names: Sequence[str], templates: Sequence[str], device,
-                  batch_size: int, description: str) -> torch.Tensor:
-    """[len(names), D] text embeddings: each name through every template, averaged, L2-normalised."""
-    from open_clip import build_zero_shot_classifier
-
-    if not names:
-        return torch.empty(0, model.text_projection.shape[-1] if hasattr(model, "text_projection") else 0)
-    print(f"encoding {len(names)} {description} x {len(templates)} template(s)")
-    weights = build_zero_shot_classifier(model, tokenizer, list(names), list(templates),
-                                         num_classes_per_batch=max(1, batch_size // len(templates)),
-                                         device=device, use_tqdm=sys.stderr.isatty())
-    return weights.T.float().cpu()
-
-
 def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
                    corpus: str | os.PathLike = "wordnet", device: str | torch.device = "cpu",
                    cache_dir: str | os.PathLike | None = None, *, corpus_rules: str = "official",
@@ -210,11 +195,17 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
     model, preprocess, tokenizer = _load_clip(model_name, pretrained, device, precision, quick_gelu,
                                               os.fspath(cache_dir) if cache_dir else None)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
+    encoding = TEXT_ENCODINGS[0] if trims_exactly(model) else TEXT_ENCODINGS[1]
 
     def text_bank(kind: str, names_: Sequence[str], templates_: Sequence[str]) -> torch.Tensor:
-        key = {**model_key, "kind": kind, "templates": list(templates_), "words": fingerprint(list(names_))}
-        return cache.get_or_compute(kind, key, lambda: _encode_texts(model, tokenizer, names_, templates_, device,
-                                                                     batch_size, kind))
+        key = {**model_key, "kind": kind, "templates": list(templates_), "words": fingerprint(list(names_)),
+               "encoding": encoding}
+
+        def encode() -> torch.Tensor:
+            print(f"encoding {len(names_)} {kind} x {len(templates_)} template(s) ({encoding})")
+            return encode_class_texts(model, tokenizer, names_, templates_, device, batch_size, kind)[0]
+
+        return cache.get_or_compute(kind, key, encode)
 
     id_text = text_bank("id-classes", names, plan.templates["classes"])
     corpus_text = torch.empty(len(words.words), id_text.shape[1])

@@ -78,7 +78,7 @@ def test_cache_is_reused_and_a_damaged_entry_rebuilt(built, checkpoint, corpus_d
         raise AssertionError("the text bank was re-encoded although it is cached")
 
     import openood_tanl.networks.clip_network as clip_network
-    monkeypatch.setattr(clip_network, "_encode_texts", no_encoding)
+    monkeypatch.setattr(clip_network, "encode_class_texts", no_encoding)
     again, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES, corpus_dir, "cpu", cache)
     assert torch.equal(again.corpus_text_features, net.corpus_text_features)
     assert torch.equal(again.noise_features, net.noise_features)
@@ -126,8 +126,8 @@ def test_another_class_list_encodes_only_the_class_names(built, checkpoint, corp
 
     net, _, cache = built
     encoded = []
-    original = clip_network._encode_texts
-    monkeypatch.setattr(clip_network, "_encode_texts",
+    original = clip_network.encode_class_texts
+    monkeypatch.setattr(clip_network, "encode_class_texts",
                         lambda model, tokenizer, names, *a: encoded.append(list(names)) or original(model, tokenizer,
                                                                                                    names, *a))
     other, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES[:3], corpus_dir, "cpu", cache)
