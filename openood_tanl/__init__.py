@@ -12,7 +12,8 @@ from ._lazy import lazy_exports
 from .version import __version__  # noqa: F401 (the package version, openood_tanl.__version__)
 
 _EXPORTS = {
-    "TANL": ".core", "Engine": ".core", "create_engine": ".methods", "list_methods": ".methods",
+    "TANL": ".core", "Engine": ".core", "create_engine": ".methods", "create_lockstep": ".methods",
+    "list_methods": ".methods",
     "configure": ".methods", "config_root": ".methods", "TextBank": ".bank", "TextBankNetwork": ".bank",
     "create_network": ".networks", "CLIPNetwork": ".networks", "class_names": ".classnames", "Corpus": ".corpus",
     "build_corpus": ".corpus", "load_corpus": ".corpus", "read_word_list": ".corpus", "wordnet_words": ".corpus",

@@ -1,11 +1,14 @@
 """``openood-tanl``: evaluate TANL and the baselines the way the paper does, from cached CLIP features.
 
 Commands (``openood-tanl <command> --help`` for each):
-  demo         the main job on an embedded synthetic benchmark (no download): leaderboard + label-count sweep
+  demo         the main job on an embedded synthetic benchmark (no download): leaderboard, label-count sweep,
+               sample-order sweep, stream trace
   extract      encode a benchmark's images once into the feature cache
-  eval         one method on a benchmark under a test-time protocol; prints the table, writes CSV
+  eval         one method on a benchmark under a test-time protocol; prints the table, writes CSV (--trace DIR:
+               the stream batch by batch, trace.csv and a PNG per stream)
   leaderboard  several methods x benchmarks x seeds -> leaderboard.csv and leaderboard.md (best in bold)
-  sweep        methods over values of one argument (label counts by default) -> sweep.csv and sweep.png
+  sweep        methods over values of one argument (label counts by default; any hyperparameter, or the stream's
+               batch_size, id_ood_ratio or order) -> sweep.csv and sweep.png
   reproduce    the paper's setting on four-ood or imagenet; paper's numbers vs ours, per dataset
 
 Every result file comes with ``<stem>.run.json`` (what produced it: versions, methods and hyperparameters, backbone,
@@ -15,7 +18,9 @@ without ``--overwrite``.
 
 Real benchmarks: OpenOOD v1.5 names (imagenet, imagenet200, cifar10, cifar100; needs OpenOOD and its data under
 --data-root), four-ood (image folders under --data-root), or a YAML spec of image lists/folders. Images are
-encoded once per model and replayed from the cache for every OOD set, seed, protocol, method and sweep value.
+encoded once per model and replayed from the cache for every OOD set, seed, protocol, method and sweep value; the
+methods of a leaderboard and the points of a sweep step in lockstep on one replay (one logits matrix and softmax
+per batch; each method's results bitwise those of a run on its own).
 
 Everything is checked before any model is loaded (arguments, methods and hyperparameters, output folder, images,
 class names against the ID labels, corpus); a mistake ends with one line on stderr and exit code 2 (``--debug``
@@ -33,13 +38,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .corpus import CORPUS_RULES
-from .evaluation.protocols import PROTOCOLS
+from .evaluation.protocols import PROTOCOLS, STREAM_ARGUMENTS
 from .evaluation.reproduce import EXPECTED_SPREAD, PAPER_SETTING, REPRODUCIBLE_BENCHMARKS
 from .methods import configure, list_methods
 
 SYNTHETIC_NOTICE = ("THE DATA ARE SYNTHETIC (CLIP-like embeddings generated from a seed): the numbers show the "
                     "pipeline working, not results on any real benchmark.")
 DEFAULT_SWEEP_VALUES = (100, 300, 1000, 3000, 10000)
+DEFAULT_TRACE_WINDOW = 1000
 
 
 class UsageError(ValueError):
@@ -118,19 +124,27 @@ def plan_benchmark(args, benchmark: str) -> Job:
     checked, nothing encoded."""
     from .classnames import class_names
     from .evaluation.datasets import load_benchmark, match_id_classes
-    from .evaluation.protocols import check_protocol
+    from .evaluation.protocols import check_settings
     from .networks import plan_text_bank
 
     images = load_benchmark(benchmark, args.data_root)
     spec = _id_classes(args, benchmark)
     images, mapping = match_id_classes(images, class_names(spec))
     print(mapping)
-    check_protocol(getattr(args, "protocol", "mixed"), [s.name for _, s in images.ood_sets()],
-                   getattr(args, "order", None), getattr(args, "seeds", None))
+    check_settings(stream_settings(args), [s.name for _, s in images.ood_sets()], getattr(args, "seeds", None))
     plan = plan_text_bank(args.model, args.pretrained, spec, args.corpus, corpus_rules=args.corpus_rules,
                           templates=args.templates, precision=args.precision, quick_gelu=args.quick_gelu,
                           model_config=args.model_config)
     return Job(images, spec, plan)
+
+
+def stream_settings(args, trace_window: int | None = None):
+    """The command line's protocol options as ``StreamSettings``."""
+    from .evaluation.protocols import StreamSettings
+
+    order = getattr(args, "order", None)
+    return StreamSettings(getattr(args, "protocol", "mixed"), getattr(args, "batch_size", 256),
+                          tuple(order) if order else None, getattr(args, "id_ood_ratio", None), trace_window)
 
 
 def _device(args):
@@ -258,19 +272,21 @@ def _record(methods: dict, banks: dict, args, **extra) -> dict:
     from .provenance import run_record
 
     return run_record(methods=methods, text_banks=banks, protocol=args.protocol, seeds=args.seeds,
-                      batch_size=args.batch_size, order=getattr(args, "order", None), **extra)
+                      batch_size=args.batch_size, order=getattr(args, "order", None),
+                      id_ood_ratio=getattr(args, "id_ood_ratio", None), **extra)
 
 
 # ---------------------------------------------------------------------------------------------- runs
 def run_methods(methods: dict, data: list, *, protocol: str, seeds: list[int], batch_size: int, order=None,
-                workers: int = 1):
-    """Every method (label -> MethodConfig) on every (text bank, features) pair: ``compare_methods``' long table."""
+                id_ood_ratio=None, workers: int = 1):
+    """Every method (label -> MethodConfig) on every (text bank, features) pair, in lockstep: ``compare_methods``'
+    long table."""
     import pandas as pd
 
     from .evaluation.comparison import compare_methods
 
     return pd.concat([compare_methods(methods, bank, benchmark, protocol=protocol, seeds=seeds,
-                                      batch_size=batch_size, order=order, workers=workers)
+                                      batch_size=batch_size, order=order, id_ood_ratio=id_ood_ratio, workers=workers)
                       for bank, benchmark in data], ignore_index=True)
 
 
@@ -286,31 +302,50 @@ def write_leaderboard(results, out: Path, record: dict):
 
 
 def run_sweep(methods: dict, argument: str, values: list[Any], bank, benchmark, out: Path, record: dict, *,
-              protocol: str, seeds: list[int], batch_size: int, order=None, workers: int = 1):
-    """``methods``: label -> MethodConfig; one curve per method over ``values`` of ``argument``."""
+              protocol: str, seeds: list[int], batch_size: int, order=None, id_ood_ratio=None, workers: int = 1,
+              stem: str = "sweep"):
+    """``methods``: label -> MethodConfig; one curve per method over ``values`` of ``argument`` (a hyperparameter:
+    one lockstep replay; a stream argument: one replay per value) -> ``<stem>.csv``, ``<stem>.png``."""
     import pandas as pd
 
-    from .evaluation.comparison import plot_sweep, sweep
+    from .evaluation.comparison import plot_sweep, sweep_methods
 
-    curves = {label: sweep(method, argument, values, bank, benchmark, protocol=protocol, seeds=seeds,
-                           batch_size=batch_size, order=order, workers=workers)
-              for label, method in methods.items()}
+    curves = sweep_methods(methods, argument, values, bank, benchmark, protocol=protocol, seeds=seeds,
+                           batch_size=batch_size, order=order, id_ood_ratio=id_ood_ratio, workers=workers)
     table = pd.concat([c.assign(method=m) for m, c in curves.items()], ignore_index=True)
     _show(table.set_index(["method", argument]))
-    files = [_write(table, out / "sweep.csv", record, index=False),
-             plot_sweep(curves, argument, out / "sweep.png", title=f"{benchmark.name}: {protocol} protocol")]
+    title = f"{benchmark.name}: " + ("sample order (protocol)" if argument == "order" else f"{protocol} protocol")
+    files = [_write(table, out / f"{stem}.csv", record, index=False),
+             plot_sweep(curves, argument, out / f"{stem}.png", title=title)]
     print(f"wrote {files[-1]}")
-    _write_record(out, "sweep", record, files)
+    _write_record(out, stem, record, files)
     return curves
+
+
+def write_trace(result, folder: Path, record: dict) -> list[Path]:
+    """A replay's trace as ``trace.csv`` and a PNG per stream in ``folder``, with ``trace.run.json``."""
+    from .evaluation.traces import write_traces
+
+    files = write_traces(result.trace, folder)
+    print(f"wrote {folder / 'trace.csv'} and {len(files) - 1} stream plot(s) in {folder}")
+    _write_record(folder, "trace", record, files)
+    return files
 
 
 # ---------------------------------------------------------------------------------------------- commands
 LEADERBOARD_FILES = ["results.csv", "leaderboard.csv", "leaderboard.md"]
 SWEEP_FILES = ["sweep.csv", "sweep.png"]
+DEMO_ORDER_SWEEP = ("order", ["mixed", "id-first", "ood-first"])
+DEMO_TRACE_WINDOW = 500
 REPRODUCE_FILES = ["reproduce.csv", "reproduce-results.csv", "reproduce.md"]
 
 
 def cmd_demo(args) -> None:
+    import functools
+
+    from .evaluation.protocols import StreamSettings
+    from .evaluation.replay import replay_streams
+    from .methods import create_lockstep
     from .provenance import run_record
     from .synthetic import synthetic_benchmark
 
@@ -321,16 +356,36 @@ def cmd_demo(args) -> None:
     settings = dict(protocol="mixed", seeds=[args.seed], batch_size=256)
     sweep_methods = _methods(["tanl", "neglabel"])
     values = list(DEFAULT_SWEEP_VALUES)
-    board_record = run_record(methods=methods, text_banks={benchmark.name: bank}, **settings)
-    sweep_record = run_record(methods=sweep_methods, text_banks={benchmark.name: bank},
+    order_argument, orders = DEMO_ORDER_SWEEP
+    trace_methods = _methods(["tanl", "adaneg"])
+    trace_settings = StreamSettings("temporal", 128, trace_window=DEMO_TRACE_WINDOW)
+    banks = {benchmark.name: bank}
+    board_record = run_record(methods=methods, text_banks=banks, **settings)
+    sweep_record = run_record(methods=sweep_methods, text_banks=banks,
                               sweep={"argument": "num_negatives", "values": values}, **settings)
+    order_record = run_record(methods=sweep_methods, text_banks=banks,
+                              sweep={"argument": order_argument, "values": orders}, **settings)
+    trace_record = run_record(methods=trace_methods, text_banks=banks, protocol="temporal", seeds=[args.seed],
+                              batch_size=trace_settings.batch_size, trace={"window": DEMO_TRACE_WINDOW})
     claim_outputs(out, "leaderboard", LEADERBOARD_FILES, board_record, args.overwrite)
     claim_outputs(out, "sweep", SWEEP_FILES, sweep_record, args.overwrite)
+    claim_outputs(out, "sweep-order", ["sweep-order.csv", "sweep-order.png"], order_record, args.overwrite)
+    claim_outputs(out / "trace", "trace", ["trace.csv"], trace_record, args.overwrite)
     print(f"benchmark: {len(benchmark.id_set)} ID embeddings (100 classes, D=256), near- and far-OOD sets of "
           f"{len(benchmark.ood_groups['near'][0])}, corpus of 20,000 words; mixed protocol, seed {args.seed}")
+    print("leaderboard: the four methods in lockstep on one replay")
     write_leaderboard(run_methods(methods, [(bank, benchmark)], **settings), out, board_record)
     _conventions()
+    print(f"sweep: {', '.join(sweep_methods)} over {len(values)} label counts, every point in lockstep on one replay")
     run_sweep(sweep_methods, "num_negatives", values, bank, benchmark, out, sweep_record, **settings)
+    print(f"protocol sweep: {', '.join(sweep_methods)} over the sample orders {', '.join(orders)}")
+    run_sweep(sweep_methods, order_argument, orders, bank, benchmark, out, order_record, stem="sweep-order",
+              **settings)
+    print(f"stream trace: {', '.join(trace_methods)} on the temporal protocol (near-OOD, then far-OOD), batches of "
+          f"{trace_settings.batch_size}, windowed metrics over the last {DEMO_TRACE_WINDOW} samples")
+    result = replay_streams(functools.partial(create_lockstep, trace_methods, bank), benchmark, trace_settings,
+                    seeds=[args.seed])
+    write_trace(result, out / "trace", trace_record)
     print(f"openood-tanl demo: done. {SYNTHETIC_NOTICE}")
 
 
@@ -349,11 +404,16 @@ def cmd_extract(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .evaluation.replay import evaluate
+    import functools
+
+    from .evaluation.replay import replay_streams
+    from .methods import create_lockstep
 
     out = check_out(args.out)
     overrides = parse_overrides(args.set)
     method = configure(args.method, **overrides)
+    if args.trace_window != DEFAULT_TRACE_WINDOW and args.trace is None:
+        raise UsageError("--trace-window sets the window of a stream trace: add --trace DIR")
     job = plan_benchmark(args, args.benchmark)
     _device(args)
     label = method_label(args.method)
@@ -362,14 +422,23 @@ def cmd_eval(args) -> None:
                        for key, value in sorted(overrides.items()))
     stem = f"{label}{settings}-{Path(args.benchmark).stem}-{args.protocol}"
     claim_outputs(out, stem, [f"{stem}.csv", f"{stem}-per-seed.csv"], record, args.overwrite)
+    trace_record = None
+    if args.trace is not None:
+        trace_record = _record({label: method}, {job.name: job.plan.provenance}, args,
+                               trace={"window": args.trace_window})
+        claim_outputs(check_out(args.trace), "trace", ["trace.csv"], trace_record, args.overwrite)
     bank, benchmark = load_features(args, job, [method])
-    summary, per_seed = evaluate(method.factory(bank), benchmark, args.protocol, seeds=args.seeds,
-                                 batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
+    result = replay_streams(functools.partial(create_lockstep, {label: method}, bank), benchmark,
+                    stream_settings(args, args.trace_window if args.trace is not None else None), seeds=args.seeds,
+                    workers=args.stream_workers)
+    summary, per_seed = result.tables[label]
     _show(summary)
     _conventions()
     files = [_write(summary, out / f"{stem}.csv", record),
              _write(per_seed, out / f"{stem}-per-seed.csv", record, index=False)]
     _write_record(out, stem, record, files)
+    if trace_record is not None:
+        write_trace(result, args.trace, trace_record)
 
 
 def _plan_benchmarks(args, names: list[str]) -> list[Job]:
@@ -393,23 +462,42 @@ def cmd_leaderboard(args) -> None:
     claim_outputs(out, "leaderboard", LEADERBOARD_FILES, record, args.overwrite)
     data = [load_features(args, job, methods.values()) for job in jobs]
     write_leaderboard(run_methods(methods, data, protocol=args.protocol, seeds=args.seeds,
-                                  batch_size=args.batch_size, order=args.order, workers=args.stream_workers),
-                      out, record)
+                                  batch_size=args.batch_size, order=args.order, id_ood_ratio=args.id_ood_ratio,
+                                  workers=args.stream_workers), out, record)
     _conventions()
 
 
-def cmd_sweep(args) -> None:
+def sweep_values(args, methods: dict) -> list[Any]:
+    """--values parsed (YAML scalars) and checked for --argument: stream values against the protocol options,
+    hyperparameter values against every method."""
     import yaml
 
-    out = check_out(args.out)
-    methods = _methods(args.methods)
+    from .evaluation.protocols import check_settings
+
     try:
         values = [yaml.safe_load(v) for v in args.values]
     except yaml.YAMLError as error:
         raise UsageError(f"--values: not a list of numbers or words ({error})") from None
     if len({json.dumps(v, sort_keys=True, default=str) for v in values}) != len(values):
         raise UsageError(f"--values {args.values} repeat a value; give each value once")
-    points = [method.replace(**{args.argument: v}) for method in methods.values() for v in values]  # all checked
+    if args.argument in STREAM_ARGUMENTS:
+        base = stream_settings(args)
+        for value in values:
+            check_settings(base.with_value(args.argument, value))
+        return values
+    for method in methods.values():
+        for value in values:
+            method.replace(**{args.argument: value})
+    return values
+
+
+def cmd_sweep(args) -> None:
+    out = check_out(args.out)
+    methods = _methods(args.methods)
+    values = sweep_values(args, methods)
+    stream_sweep = args.argument in STREAM_ARGUMENTS
+    points = list(methods.values()) if stream_sweep else \
+        [method.replace(**{args.argument: v}) for method in methods.values() for v in values]
     job = plan_benchmark(args, args.benchmark)
     _device(args)
     record = _record(methods, {job.name: job.plan.provenance}, args,
@@ -417,7 +505,8 @@ def cmd_sweep(args) -> None:
     claim_outputs(out, "sweep", SWEEP_FILES, record, args.overwrite)
     bank, benchmark = load_features(args, job, points)  # every sweep point against the text bank
     run_sweep(methods, args.argument, values, bank, benchmark, out, record, protocol=args.protocol, seeds=args.seeds,
-              batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
+              batch_size=args.batch_size, order=args.order, id_ood_ratio=args.id_ood_ratio,
+              workers=args.stream_workers)
 
 
 def cmd_reproduce(args) -> None:
@@ -441,7 +530,8 @@ def cmd_reproduce(args) -> None:
           f"{' '.join(map(str, args.seeds))}, batch {args.batch_size} (tanl = the paper's preset, tanl.yml)")
     bank, benchmark = load_features(args, job, methods.values())
     results = run_methods(methods, [(bank, benchmark)], protocol=args.protocol, seeds=args.seeds,
-                          batch_size=args.batch_size, order=args.order, workers=args.stream_workers)
+                          batch_size=args.batch_size, order=args.order, id_ood_ratio=args.id_ood_ratio,
+                          workers=args.stream_workers)
     table = compare_with_paper(results, paper)
     _show(table.set_index(["method", "dataset"]))
     print("Each FPR@95 is compared in the convention its paper printed it in (column 'convention'): "
@@ -475,6 +565,17 @@ def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 _positive_int, _count, _seed = _whole_number(1), _whole_number(0), _whole_number(0, 2**63 - 1)
+
+
+def _positive_real(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got '{text}'") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -538,6 +639,9 @@ def _protocol_arguments(parser: argparse.ArgumentParser, default_out: str) -> No
     group.add_argument("--batch-size", type=_positive_int, default=256, help="test batch size")
     group.add_argument("--order", nargs="+", default=None,
                        help="temporal protocol: every OOD set once, in arrival order")
+    group.add_argument("--id-ood-ratio", type=_positive_real, default=None,
+                       help="ID samples per OOD sample in each stream (reset protocols): the larger side is "
+                            "subsampled, seeded (default: both sets whole)")
     group.add_argument("--stream-workers", type=_positive_int, default=1,
                        help="processes for independent streams (each seed x OOD set; each seed of temporal); same "
                             "results as 1")
@@ -576,6 +680,13 @@ def build_parser() -> argparse.ArgumentParser:
                             help="imagenet | imagenet200 | cifar10 | cifar100 | four-ood | spec.yml")
     _model_arguments(evaluation)
     _protocol_arguments(evaluation, "openood-tanl-results")
+    tracing = evaluation.add_argument_group("stream trace")
+    tracing.add_argument("--trace", type=Path, default=None, metavar="DIR",
+                         help="write the stream batch by batch to DIR: trace.csv (adaptive threshold, memory fill, "
+                              "overlap of the selected negatives with the last batch's, windowed AUROC and FPR@95) "
+                              "and a PNG per stream")
+    tracing.add_argument("--trace-window", type=_whole_number(2), default=DEFAULT_TRACE_WINDOW, metavar="W",
+                         help="samples in the trace's windowed metrics")
     evaluation.set_defaults(run=cmd_eval)
 
     board = command("leaderboard", "methods x benchmarks x seeds -> CSV + markdown")
@@ -588,7 +699,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweeping = command("sweep", "methods over values of one argument -> CSV + PNG")
     sweeping.add_argument("--methods", nargs="+", default=["tanl", "neglabel"], help=f"{methods} | postprocessor YAMLs")
-    sweeping.add_argument("--argument", default="num_negatives", help="hyperparameter to sweep")
+    sweeping.add_argument("--argument", default="num_negatives",
+                          help="a hyperparameter of every method (one lockstep replay for all values), or a stream "
+                               "argument (one replay per value): "
+                               + "; ".join(f"{name}: {text}" for name, text in STREAM_ARGUMENTS.items()))
     sweeping.add_argument("--values", nargs="+", default=[str(v) for v in DEFAULT_SWEEP_VALUES],
                           help="values of --argument (numbers or words)")
     sweeping.add_argument("--benchmark", required=True,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 __all__ = ["Method", "MethodConfig", "METHODS", "list_methods", "get_method", "configure", "create_engine",
+           "create_lockstep",
            "config_root", "method_config_path", "check_keys", "SECTION_KEYS"]
 
 #: Keys an OpenOOD ``postprocessor:`` section may hold.
@@ -54,19 +55,25 @@ def _logit_scale(bank) -> float:
 
 
 def _with_corpus(engine_class, bank, **hyperparameters):
-    """Engines that score against the whole corpus (TANL)."""
-    return engine_class(bank.id_text_features, bank.corpus_text_features, bank.noise_features, _logit_scale(bank),
-                        **hyperparameters)
+    """Engines that score against the whole corpus (TANL): every column of the bank's [ID | corpus] logits."""
+    engine = engine_class(bank.id_text_features, bank.corpus_text_features, bank.noise_features, _logit_scale(bank),
+                          **hyperparameters)
+    engine.bank_columns = None  # all of them
+    return engine
 
 
 def _id_only(engine_class, bank, **hyperparameters):
-    """Engines that need the ID class texts only (MCM)."""
-    return engine_class(bank.id_text_features, _logit_scale(bank), **hyperparameters)
+    """Engines that need the ID class texts only (MCM): the first C columns of the bank's logits."""
+    import torch
+
+    engine = engine_class(bank.id_text_features, _logit_scale(bank), **hyperparameters)
+    engine.bank_columns = torch.arange(len(bank.id_text_features))
+    return engine
 
 
 def selected_negatives(bank, num_negatives: int, percentile: float):
-    """[M, D] NegLabel-selected negative texts of ``bank``'s corpus (every word counts as a noun when the bank does
-    not say which are adjectives)."""
+    """NegLabel's selection of ``bank``'s corpus: (corpus indices [M], their texts [M, D]); every word counts as a
+    noun when the bank does not say which are adjectives."""
     import torch
 
     from .core.neglabel import select_negative_labels
@@ -75,14 +82,20 @@ def selected_negatives(bank, num_negatives: int, percentile: float):
     if is_adjective is None:
         is_adjective = torch.zeros(len(bank.corpus_text_features), dtype=torch.bool)
     chosen = select_negative_labels(bank.id_text_features, bank.corpus_text_features, is_adjective, num_negatives,
-                                    percentile)
-    return bank.corpus_text_features.index_select(0, chosen.to(bank.corpus_text_features.device))
+                                    percentile).cpu()
+    return chosen, bank.corpus_text_features.index_select(0, chosen.to(bank.corpus_text_features.device))
 
 
 def _with_selection(engine_class, bank, *, num_negatives, percentile, **hyperparameters):
-    """Engines that score against NegLabel's selection of the corpus (NegLabel, AdaNeg)."""
-    negatives = selected_negatives(bank, num_negatives, percentile)
-    return engine_class(bank.id_text_features, negatives, _logit_scale(bank), **hyperparameters)
+    """Engines that score against NegLabel's selection of the corpus (NegLabel, AdaNeg): the ID columns and the
+    selected words' columns of the bank's logits."""
+    import torch
+
+    chosen, negatives = selected_negatives(bank, num_negatives, percentile)
+    engine = engine_class(bank.id_text_features, negatives, _logit_scale(bank), **hyperparameters)
+    classes = len(bank.id_text_features)
+    engine.bank_columns = torch.cat([torch.arange(classes), chosen + classes])
+    return engine
 
 
 # ---------------------------------------------------------------------------------------------- the registry
@@ -261,3 +274,15 @@ def create_engine(name: str, bank, **hyperparameters):
     check_network(bank)
     entry = METHODS[config.name]
     return entry.build(entry.engine_class, bank, **config.hyperparameters)
+
+
+def create_lockstep(methods: Mapping[str, MethodConfig], bank):
+    """One ``core.Lockstep`` of ``methods`` (label -> ``MethodConfig``) on ``bank``: every engine built from the bank,
+    each batch's logits and softmax computed once for all of them."""
+    import torch
+
+    from .core.lockstep import Lockstep
+
+    engines = {label: method.engine(bank) for label, method in methods.items()}
+    return Lockstep(engines, bank.id_text_features, bank.corpus_text_features,
+                    float(torch.as_tensor(bank.logit_scale)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score, roc_curve
 
-__all__ = ["ood_metrics", "METRIC_COLUMNS"]
+__all__ = ["ood_metrics", "auroc_and_fpr95", "METRIC_COLUMNS"]
 
 #: Column order of the metric tables (percent).
 METRIC_COLUMNS = ("FPR@95", "FPR@95(ID+)", "AUROC", "AUPR_IN", "AUPR_OUT", "ACC")
@@ -16,6 +16,12 @@ METRIC_COLUMNS = ("FPR@95", "FPR@95(ID+)", "AUROC", "AUPR_IN", "AUPR_OUT", "ACC"
 def _fpr_at_95_tpr(positive: np.ndarray, score: np.ndarray) -> float:
     fpr, tpr, _ = roc_curve(positive, score)
     return float(fpr[np.argmax(tpr >= 0.95)])
+
+
+def auroc_and_fpr95(score, is_id) -> tuple[float, float]:
+    """(AUROC, FPR@95 in OpenOOD's convention), in percent: the two numbers of a stream trace's window."""
+    score, is_id = np.asarray(score, dtype=np.float64), np.asarray(is_id, dtype=bool)
+    return 100.0 * float(roc_auc_score(is_id, score)), 100.0 * _fpr_at_95_tpr(~is_id, -score)
 
 
 def ood_metrics(score, is_id, pred=None, label=None) -> dict[str, float]:

@@ -71,13 +71,15 @@ def method_record(method) -> dict:
 
 
 def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], protocol: str, seeds: Iterable[int],
-               batch_size: int, order: Iterable[str] | None = None, **extra: Any) -> dict:
+               batch_size: int, order: Iterable[str] | None = None, id_ood_ratio: float | None = None,
+               **extra: Any) -> dict:
     """The record of one run.
 
     Args:
         methods: display name -> ``MethodConfig`` or postprocessor (or an already built ``method_record`` mapping).
         text_banks: benchmark name -> its text bank or network (its ``provenance``) or a provenance mapping.
-        protocol, seeds, batch_size, order: the test-time protocol.
+        protocol, seeds, batch_size, order, id_ood_ratio: the test-time protocol (the ratio recorded only when
+            set).
         **extra: anything else that defines the run (e.g. a sweep's argument and values).
     """
     record = {
@@ -87,7 +89,8 @@ def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], pro
                                                      else getattr(bank, "provenance", None) or {})}
                        for name, bank in text_banks.items()},
         "protocol": {"name": protocol, "seeds": [int(s) for s in seeds], "batch_size": int(batch_size),
-                     "order": list(order) if order else None},
+                     "order": list(order) if order else None,
+                     **({"id_ood_ratio": float(id_ood_ratio)} if id_ood_ratio is not None else {})},
         "metrics": dict(FPR_CONVENTIONS),
         **_jsonable(extra),
     }

@@ -5,11 +5,12 @@ higher scores more in-distribution, ``device``, ``num_classes``, and its hyperpa
 """
 from .adaneg import AdaNeg
 from .engine import Engine, OfficialName
+from .lockstep import Lockstep
 from .mcm import MCM
 from .neglabel import NegLabel, select_negative_labels
 from .queue import ActivationQueue
 from .scoring import activation_aware_score, otsu_threshold, prefix_lengths
 from .tanl import TANL
 
-__all__ = ["Engine", "OfficialName", "TANL", "MCM", "NegLabel", "AdaNeg", "select_negative_labels", "ActivationQueue",
-           "activation_aware_score", "otsu_threshold", "prefix_lengths"]
+__all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "MCM", "NegLabel", "AdaNeg", "select_negative_labels",
+           "ActivationQueue", "activation_aware_score", "otsu_threshold", "prefix_lengths"]

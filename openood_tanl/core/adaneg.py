@@ -36,6 +36,7 @@ from .validation import (
     check_unit,
 )
 from .validation import check_same_dim as _check_same_dim
+from .workspace import Workspaces
 
 __all__ = ["AdaNeg", "OFFICIAL_NAMES", "SCORE_MODES", "HYPERPARAMETER_CHECKS"]
 
@@ -139,10 +140,12 @@ class AdaNeg:
     ``step`` returns, for a batch of image embeddings, the ID prediction and the score (higher = more
     in-distribution); the memory learns from the batch *before* the batch is scored, as officially.
 
-    Learned state (valid after ``reset``/``step``): ``memory_counts`` ([C + M] images held per proxy).
+    Learned state (valid after ``reset``/``step``, read-only): ``memory_counts`` ([C + M] images held per proxy),
+    ``memory_fill`` ((ID, OOD) images held).
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    learned_state = ("memory_counts", "memory_fill")
     official_names = OFFICIAL_NAMES
 
     def __init__(
@@ -189,6 +192,7 @@ class AdaNeg:
         # [num_groups, M // num_groups] column indices into the [P] logits
         groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed, self.shuffle_groups)
         self._groups = (groups + self.num_classes).to(device)
+        self._workspaces = Workspaces()
         self.reset()
 
     # ------------------------------------------------------------------ sizes
@@ -231,6 +235,12 @@ class AdaNeg:
         """[C + M] LongTensor: images held by each proxy (ID classes first, then negatives)."""
         return torch.bincount(self._proxy, minlength=self.num_proxies)
 
+    @property
+    def memory_fill(self) -> tuple[int, int]:
+        """(ID, OOD) images held: by the ID class proxies and by the negative proxies."""
+        counts = self.memory_counts
+        return int(counts[: self.num_classes].sum()), int(counts[self.num_classes:].sum())
+
     def memory_of(self, proxy: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Held images [n, D] of one proxy and their entropies [n], lowest entropy first."""
         rows = self._proxy == proxy
@@ -251,7 +261,13 @@ class AdaNeg:
             score: [B] float32, higher = more in-distribution (in [0, 1 + mix_weight] for 'combine').
         """
         features = check_batch(image_features, self._text, owner=self)
-        text_logits = torch.matmul(self.logit_scale * features, self._text.T)  # [B, P]
+        return self.step_logits(features, torch.matmul(self.logit_scale * features, self._text.T))
+
+    @torch.no_grad()
+    def step_logits(self, features: torch.Tensor, text_logits: torch.Tensor,
+                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` on shared work: ``features`` [B, D] as checked by ``step``, ``text_logits`` [B, P] =
+        (logit_scale * features) @ [ID | negatives].T, only read."""
         text_score = self._grouped_score(text_logits)
         self._learn(features, text_logits, text_score.float())
         memory_logits = self._memory_logits(features, text_logits)  # [B, P]
@@ -265,15 +281,18 @@ class AdaNeg:
             score = text_score
         else:  # multiply
             score = memory_score * text_score
-        probabilities = torch.softmax(text_logits, dim=1)
-        probabilities.add_(torch.softmax(memory_logits, dim=1), alpha=self.mix_weight)
+        rows, proxies = text_logits.shape
+        probabilities = torch.softmax(text_logits, 1, out=self._workspaces.get("probabilities", rows, proxies,
+                                                                              device=self.device))
+        probabilities.add_(torch.softmax(memory_logits, 1, out=self._workspaces.get(
+            "memory probabilities", rows, proxies, device=self.device)), alpha=self.mix_weight)
         pred = probabilities[:, : self.num_classes].argmax(dim=1)
         return pred, score.float()
 
     # ------------------------------------------------------------------ pieces
     def _grouped_score(self, logits: torch.Tensor) -> torch.Tensor:
         """Grouped NegLabel score [B] (float64) of [B, P] logits."""
-        return grouped_id_share(logits, self.num_classes, self._groups)
+        return grouped_id_share(logits, self.num_classes, self._groups, self._workspaces)
 
     def _learn(self, features: torch.Tensor, text_logits: torch.Tensor, text_score: torch.Tensor) -> None:
         """Cache the confident images of the batch (official per-sample loops, as one merge per batch)."""
@@ -338,7 +357,8 @@ class AdaNeg:
     def _memory_logits(self, features: torch.Tensor, text_logits: torch.Tensor) -> torch.Tensor:
         """[B, P] scaled cosine of each image with each memory proxy."""
         if not self.sample_adaptive:
-            return torch.matmul(self.logit_scale * features, self._directions.T)
+            return torch.matmul(self.logit_scale * features, self._directions.T, out=self._workspaces.get(
+                "memory logits", features.shape[0], self.num_proxies, device=self.device))
         return self._adaptive_logits(features, text_logits)
 
     def _adaptive_logits(self, features: torch.Tensor, text_logits: torch.Tensor) -> torch.Tensor:

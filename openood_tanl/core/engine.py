@@ -5,8 +5,18 @@ An engine is built from text embeddings and hyperparameters (keyword-only, each 
 
 * ``step(image_features [B, D]) -> (pred [B] long, score [B] float32)``: the ID class prediction and the OOD
   score, **higher = more in-distribution**; a stateful engine (TANL, AdaNeg) also learns from the batch;
+* ``step_logits(features, logits, softmax=None)``: the same step on shared work, the batch's logits against the
+  engine's text (and, for engines that use it, their softmax, or a function computing it) computed by the caller
+  and only read (``core.lockstep.Lockstep`` steps several engines this way);
 * ``reset() -> self``: back to the state of a new test stream (deterministic given the seed);
 * ``device`` (where it computes, the device of its text embeddings) and ``num_classes`` (C).
+
+``learned_state`` names the engine's read-only learned state (properties valid after ``reset``/``step``; stream
+traces read them): ``threshold`` (an adaptive threshold), ``selected`` (corpus indices of the negatives that scored
+the last step), ``memory_fill`` ((ID, OOD) rows held), and any engine-specific names.
+
+An engine built from a text bank by ``openood_tanl.create_engine`` also has ``bank_columns``: which columns of the
+bank's [ID | corpus] logits its text is (None: all of them).
 
 ``official_names`` maps each hyperparameter to where it comes from in the official code (``OfficialName``), so a
 config written with the official keys gets a translation instead of a bare "unknown key".
@@ -46,10 +56,14 @@ class Engine(Protocol):
 
     hyperparameter_checks: ClassVar[Mapping[str, HyperparameterCheck]]
     official_names: ClassVar[Mapping[str, OfficialName]]
+    learned_state: ClassVar[tuple[str, ...]]
 
     def reset(self) -> Engine: ...
 
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
+                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     @property
     def device(self) -> torch.device: ...

@@ -24,6 +24,7 @@ class MCM:
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    learned_state = ()
     official_names = OFFICIAL_NAMES
 
     def __init__(self, id_text: torch.Tensor, logit_scale: float = 100.0, *, temperature: float = 1.0):
@@ -49,6 +50,11 @@ class MCM:
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32 in (1/C, 1])."""
         features = check_batch(image_features, self.id_text, owner=self)
-        logits = (self.logit_scale * features) @ self.id_text.T
+        return self.step_logits(features, (self.logit_scale * features) @ self.id_text.T)
+
+    @torch.no_grad()
+    def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
+                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` on shared work: ``logits`` [B, C] = (logit_scale * features) @ id_text.T, only read."""
         score, pred = torch.softmax(logits / self.temperature, dim=1).max(dim=1)
         return pred, score

@@ -15,6 +15,7 @@ from .validation import (
     check_same_dim,
     check_seed,
 )
+from .workspace import Workspaces
 
 __all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS", "SELECTION_CHECKS",
            "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
@@ -97,6 +98,7 @@ class NegLabel:
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    learned_state = ()
     official_names = OFFICIAL_NAMES
 
     def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0, *,
@@ -113,6 +115,7 @@ class NegLabel:
         groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed)
         self._group_columns = (groups + self.id_text.shape[0]).to(self.id_text.device)  # columns of [ID | negatives]
         self._text = torch.cat([self.id_text, self.negative_text])
+        self._workspaces = Workspaces()
 
     @property
     def device(self) -> torch.device:
@@ -129,7 +132,13 @@ class NegLabel:
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32 in (0, 1))."""
         features = check_batch(image_features, self._text, owner=self)
-        logits = (self.logit_scale * features) @ self._text.T
+        return self.step_logits(features, (self.logit_scale * features) @ self._text.T)
+
+    @torch.no_grad()
+    def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
+                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` on shared work: ``logits`` [B, C + M] = (logit_scale * features) @ [ID | negatives].T, only
+        read."""
         num_classes = self.id_text.shape[0]
-        score = grouped_id_share(logits, num_classes, self._group_columns)
+        score = grouped_id_share(logits, num_classes, self._group_columns, self._workspaces)
         return logits[:, :num_classes].argmax(dim=1), score.float()

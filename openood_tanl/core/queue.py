@@ -65,9 +65,53 @@ class ActivationQueue:
         if self._written_since_resync >= self.resync_every:
             self.resync()
 
+    def push_selected(self, source: torch.Tensor, index: torch.Tensor, chunk_rows: int = 8) -> torch.Tensor:
+        """``push(source[index])`` with the rows gathered straight into their slots (no intermediate copy).
+
+        Args:
+            source: [B, N] rows to choose from (a view is fine: it is only read).
+            index: [R] row indices into ``source``, in push order.
+            chunk_rows: rows handled at a time: each chunk's evicted rows are summed, overwritten and the new
+                rows summed while they are in cache (one pass over memory fewer than sum, write, sum).
+
+        Returns:
+            [N] float32 sum of the R pushed rows (``source[index].sum(0)``, as the caller's batch statistic).
+        """
+        num_rows = index.numel()
+        total = torch.zeros(self.width, dtype=torch.float32, device=self.buffer.device)
+        if num_rows == 0:
+            return total
+        if num_rows > self.capacity:  # only the last rows stay: gather all once for the sum, keep the tail
+            rows = source.index_select(0, index)
+            self.push(rows, None)
+            return total.add_(rows.sum(0))
+        evicted = torch.zeros_like(total)
+        held_stop = self.capacity if self.count == self.capacity else self.count  # slots [0, held_stop) hold rows
+        first = min(num_rows, self.capacity - self.head)
+        for start, part in ((self.head, index[:first]), (0, index[first:])):
+            for offset in range(0, part.numel(), chunk_rows):
+                rows = part[offset:offset + chunk_rows]
+                begin = start + offset
+                slots = self.buffer[begin:begin + rows.numel()]
+                held = min(rows.numel(), held_stop - begin)
+                if held > 0:
+                    evicted.add_(slots[:held].sum(0))
+                torch.index_select(source, 0, rows, out=slots)
+                total.add_(slots.sum(0))
+        self.column_sum += total.double() - evicted.double()
+        self.head = (self.head + num_rows) % self.capacity
+        self.count = min(self.count + num_rows, self.capacity)
+        self._written_since_resync += num_rows
+        if self._written_since_resync >= self.resync_every:
+            self.resync()
+        return total
+
     def resync(self) -> None:
-        """Recompute the running sum exactly (float64) from the rows held."""
-        torch.sum(self.buffer[: self.count], 0, dtype=torch.float64, out=self.column_sum)  # in place: same storage
+        """Recompute the running sum exactly (float64) from the rows held, row by row into the float64 sum (a
+        float64 copy of the buffer would cost more time and memory than the sum)."""
+        self.column_sum.zero_()
+        for row in self.buffer[: self.count]:
+            self.column_sum.add_(row)
         self._written_since_resync = 0
 
     def rows(self) -> torch.Tensor:

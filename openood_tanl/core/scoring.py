@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["prefix_lengths", "activation_aware_score", "negative_groups", "grouped_id_share", "otsu_threshold",
-           "THRESHOLD_GRID_STEP"]
+from .workspace import Workspaces
+
+__all__ = ["prefix_lengths", "activation_aware_score", "negative_groups", "gather_columns", "grouped_id_share",
+           "otsu_threshold", "THRESHOLD_GRID_STEP"]
 
 #: The threshold search visits 0.00, 0.01, ..., 0.99 (float32, as ``torch.arange(0, 1, 0.01)`` makes them).
 THRESHOLD_GRID_STEP = 0.01
@@ -30,7 +32,7 @@ def id_logsumexp(id_logits: torch.Tensor) -> torch.Tensor:
 
 
 def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tensor, score_step: int, *,
-                           id_lse: torch.Tensor | None = None) -> torch.Tensor:
+                           id_lse: torch.Tensor | None = None, workspaces: Workspaces | None = None) -> torch.Tensor:
     """Mean ID share of the softmax over [ID | first n ranked negatives], over the prefix lengths n.
 
     Args:
@@ -38,25 +40,27 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
         negative_logits: [B, M] scaled logits against the selected negatives, strongest first.
         score_step: prefix step k (official ``gamma``); 0 scores once with all M negatives.
         id_lse: [B, 1] float64 ``logsumexp(id_logits)`` when the caller already has it (one batch, two scores).
+        workspaces: where to keep the [B, M] float64 intermediate between calls (fresh memory when None).
 
     Returns:
         [B] float64 scores in (0, 1); higher = more in-distribution.
 
-    The ID share of a softmax is ``sigmoid(LSE(id) - LSE(neg[:n]))``; every prefix sum comes from one cumulative
-    sum of ``exp`` (shifted by the row maximum, in float64), not from a loop of softmaxes.
+    The ID share of a softmax is ``sigmoid(LSE(id) - LSE(neg[:n]))`` = ``1 / (1 + S_n exp(m - LSE(id)))``, with
+    ``S_n`` the prefix sums of ``exp(neg - m)`` (m the row maximum): every prefix comes from one cumulative sum, in
+    float64, in place, with no logarithm or sigmoid per prefix (an overflow of the exponential gives the exact
+    limit, 0).
     """
     if id_lse is None:
         id_lse = id_logsumexp(id_logits)
-    negatives = negative_logits.double()
-    shift = negatives.amax(dim=1, keepdim=True)
+    negatives = _as_float64(negative_logits, "prefix sums", workspaces)  # [B, M], worked on in place
     lengths = prefix_lengths(negatives.shape[1], score_step)
     if score_step == 0 or score_step >= negatives.shape[1]:
-        neg_lse = torch.logsumexp(negatives, dim=1, keepdim=True)
-    else:
-        cumulative = torch.cumsum(torch.exp(negatives - shift), dim=1)  # [B, M]
-        columns = torch.tensor(lengths, device=negatives.device) - 1
-        neg_lse = torch.log(cumulative.index_select(1, columns)) + shift  # [B, len(lengths)]
-    return torch.sigmoid(id_lse - neg_lse).mean(dim=1)
+        return torch.sigmoid(id_lse - torch.logsumexp(negatives, dim=1, keepdim=True)).mean(dim=1)
+    shift = negative_logits.amax(dim=1, keepdim=True).double()  # the same maximum, from the narrower input
+    cumulative = negatives.sub_(shift).exp_().cumsum_(dim=1)  # [B, M]: S_n for every n
+    if len(lengths) < negatives.shape[1]:
+        cumulative = cumulative.index_select(1, torch.tensor(lengths, device=negatives.device) - 1)
+    return cumulative.mul_(torch.exp(shift - id_lse)).add_(1).reciprocal_().mean(dim=1)
 
 
 def negative_groups(num_negatives: int, num_groups: int, seed: int = 0, shuffle: bool = True) -> torch.Tensor:
@@ -71,20 +75,54 @@ def negative_groups(num_negatives: int, num_groups: int, seed: int = 0, shuffle:
     return order.view(num_groups, kept // num_groups)
 
 
-def grouped_id_share(logits: torch.Tensor, num_classes: int, group_columns: torch.Tensor) -> torch.Tensor:
+def _as_float64(values: torch.Tensor, name: str, workspaces: Workspaces | None) -> torch.Tensor:
+    """A float64 copy of [R, K] ``values``, in the workspace ``name`` when given."""
+    if workspaces is None:
+        return values.to(torch.float64, copy=True)
+    return workspaces.get(name, values.shape[0], values.shape[1], torch.float64, values.device).copy_(values)
+
+
+def gather_columns(matrix: torch.Tensor, columns: torch.Tensor, workspaces: Workspaces | None = None,
+                   name: str = "gathered") -> torch.Tensor:
+    """``matrix[:, columns]``: [R, K] -> [R, len(columns)], in the order of ``columns`` (the values of
+    ``index_select(1, columns)``, by ``torch.gather``).
+
+    Thousands of columns scattered over a much wider matrix are gathered in ascending order (each row read front
+    to back) and then permuted within the small result: about twice as fast on the CPU. With ``workspaces``, the
+    result (and that intermediate) live in its buffers ``name`` (and ``name + "/ascending"``).
+    """
+    rows, width = matrix.shape[0], columns.numel()
+
+    def buffer(suffix: str):
+        return None if workspaces is None else workspaces.get(name + suffix, rows, width, matrix.dtype, matrix.device)
+
+    if width < 2048 or matrix.shape[1] < 4 * width:
+        return torch.gather(matrix, 1, columns.expand(rows, -1), out=buffer(""))
+    ascending, order = torch.sort(columns)
+    block = torch.gather(matrix, 1, ascending.expand(rows, -1), out=buffer("/ascending"))
+    return torch.gather(block, 1, torch.argsort(order).expand(rows, -1), out=buffer(""))
+
+
+def grouped_id_share(logits: torch.Tensor, num_classes: int, group_columns: torch.Tensor,
+                     workspaces: Workspaces | None = None) -> torch.Tensor:
     """NegLabel's grouped score: mean over groups of the ID share of the softmax over [ID | group].
 
     Args:
         logits: [B, P] scaled logits, the first ``num_classes`` columns against the ID classes.
         group_columns: [G, S] column indices of ``logits`` forming each group of negatives.
+        workspaces: where to keep the [B, G * S] intermediates between calls (fresh memory when None).
 
     Returns:
-        [B] float64, higher = more in-distribution. Each share is ``sigmoid(LSE(ID) - LSE(group))``, all groups
-        at once.
+        [B] float64, higher = more in-distribution. Each share is ``sigmoid(LSE(ID) - LSE(group))`` =
+        ``1 / (1 + E_g exp(m - LSE(ID)))`` with ``E_g`` the group's sum of ``exp(x - m)``, m the row maximum over
+        all groups: one exponential per negative, all groups at once, in float64.
     """
     id_lse = id_logsumexp(logits[:, :num_classes])  # [B, 1]
-    grouped = logits.index_select(1, group_columns.flatten()).view(logits.shape[0], *group_columns.shape)
-    return torch.sigmoid(id_lse - torch.logsumexp(grouped.double(), dim=2)).mean(dim=1)
+    negatives = gather_columns(logits, group_columns.flatten(), workspaces, "groups")  # [B, G * S]
+    shift = negatives.amax(dim=1, keepdim=True).double()
+    exponentials = _as_float64(negatives, "groups/float64", workspaces).sub_(shift).exp_()
+    sums = exponentials.view(logits.shape[0], *group_columns.shape).sum(dim=2)  # [B, G]
+    return sums.mul_(torch.exp(shift - id_lse)).add_(1).reciprocal_().mean(dim=1)
 
 
 def otsu_threshold(scores: torch.Tensor) -> torch.Tensor:

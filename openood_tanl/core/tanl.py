@@ -9,7 +9,7 @@ import torch
 
 from .engine import OfficialName
 from .queue import ActivationQueue
-from .scoring import activation_aware_score, id_logsumexp, otsu_threshold
+from .scoring import activation_aware_score, gather_columns, id_logsumexp, otsu_threshold
 from .validation import (
     as_rows,
     check_batch,
@@ -19,6 +19,7 @@ from .validation import (
     check_seed,
     check_unit,
 )
+from .workspace import Workspaces
 
 __all__ = ["TANL", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS"]
 
@@ -69,11 +70,13 @@ class TANL:
     The engine is ready after construction (``reset`` is called). ``step`` returns, for a batch of image
     embeddings, the ID prediction and the score (higher = more in-distribution) and then learns from the batch.
 
-    Learned state (valid after ``reset``/``step``): ``threshold`` (last adaptive threshold t), ``selected``
-    ([M] corpus indices that scored the last step, strongest first).
+    Learned state (valid after ``reset``/``step``, read-only): ``threshold`` (last adaptive threshold t),
+    ``selected`` ([M] corpus indices that scored the last step, strongest first), ``memory_fill`` ((ID, OOD)
+    activation rows held).
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
+    learned_state = ("threshold", "selected", "memory_fill")
     official_names = OFFICIAL_NAMES
 
     def __init__(
@@ -113,21 +116,21 @@ class TANL:
         self.memory_length, self.gap, self.alpha = values["memory_length"], values["gap"], values["alpha"]
         self.score_step, self.score_memory_length = values["score_step"], values["score_memory_length"]
         self.seed = values["seed"]
-        # [C + N, D]: logits against the ID classes then the whole corpus come from one matmul.
-        self._text = torch.cat([self.id_text, self.corpus_text])
-        self._workspaces: dict[str, torch.Tensor] = {}
+        self._text: torch.Tensor | None = None  # [C + N, D] for step's one matmul, built on its first use
+        self._workspaces = Workspaces()
         self.reset()
 
     def __getstate__(self) -> dict:
-        """Pickled without the scratch buffers (``_workspaces``: up to 2 x B x (C + N) floats), rebuilt on use."""
+        """Pickled without what is rebuilt on use: the [ID | corpus] text of ``step`` (the scratch buffers,
+        ``_workspaces``, pickle empty)."""
         state = self.__dict__.copy()
-        state["_workspaces"] = {}
+        state["_text"] = None
         return state
 
     # ------------------------------------------------------------------ sizes
     @property
     def device(self) -> torch.device:
-        return self._text.device
+        return self.id_text.device
 
     @property
     def num_classes(self) -> int:
@@ -153,12 +156,14 @@ class TANL:
         # Only the rows that survive the cut to L are ever used: compute activations for those alone.
         keep_id = id_order[-self.memory_length:].to(self.device)
         keep_noise = noise_order[-self.memory_length:].to(self.device)
-        self._id_memory.fill(self._activations(self._logits(self.id_text.index_select(0, keep_id))))
-        self._ood_memory.fill(self._activations(self._logits(self.noise_features.index_select(0, keep_noise))))
+        self._id_memory.fill(self._activations(self.id_text.index_select(0, keep_id)))
+        self._ood_memory.fill(self._activations(self.noise_features.index_select(0, keep_noise)))
 
         self.selected = self._select(self._ood_memory.mean() - self._id_memory.mean())
-        pseudo_images = torch.cat([self.id_text, self.noise_features])
-        initial_scores = self._score(self._logits(pseudo_images), self.selected)
+        pseudo_images = self.logit_scale * torch.cat([self.id_text, self.noise_features])
+        initial_scores = activation_aware_score(pseudo_images @ self.id_text.T,  # the columns scoring needs, only
+                                                pseudo_images @ self.corpus_text.index_select(0, self.selected).T,
+                                                self.score_step).float()
         # zeros, not empty: the unused tail is then part of a deterministic initial state, bitwise the same after
         # any stream
         self._score_memory = torch.zeros(self.score_memory_length, dtype=torch.float32, device=self.device)
@@ -178,6 +183,11 @@ class TANL:
         """Rows held in the (ID, OOD) activation memories."""
         return self._id_memory.count, self._ood_memory.count
 
+    @property
+    def memory_fill(self) -> tuple[int, int]:
+        """(ID, OOD) rows held in memory (``memory_sizes``; the name every stateful engine shares)."""
+        return self.memory_sizes
+
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,8 +201,24 @@ class TANL:
             pred: [B] LongTensor, argmax over the ID classes.
             score: [B] float32, higher = more in-distribution (ID share of the softmax, in (0, 1)).
         """
-        features = check_batch(image_features, self._text, owner=self)
-        logits = self._logits(features, out=self._workspace("logits", features.shape[0]))  # [B, C + N]
+        features = check_batch(image_features, self.id_text, owner=self)
+        if self._text is None:
+            self._text = torch.cat([self.id_text, self.corpus_text])
+        logits = torch.matmul(self.logit_scale * features, self._text.T,
+                              out=self._workspace("logits", features.shape[0]))  # [B, C + N]
+        return self.step_logits(features, logits)
+
+    @torch.no_grad()
+    def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
+                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` on shared work (neither argument is written).
+
+        Args:
+            features: [B, D] image embeddings as ``step`` checks them.
+            logits: [B, C + N] = (logit_scale * features) @ [ID | corpus].T.
+            softmax: ``torch.softmax(logits, 1)``, or a zero-argument function returning it (computed here, in a
+                reused buffer, when None).
+        """
         pred = logits[:, : self.num_classes].argmax(dim=1)
 
         id_mean, ood_mean = self._id_memory.mean(), self._ood_memory.mean()
@@ -205,46 +231,30 @@ class TANL:
         confident_id = memory_score > upper.float()
         confident_ood = memory_score < lower.float()
 
-        # One host sync: only the confident rows need their activations (one softmax for both sides).
+        # One host sync: the confident rows go from the batch's softmax straight into the memories.
         id_rows, ood_rows = confident_id.nonzero().squeeze(1), confident_ood.nonzero().squeeze(1)
-        confident_rows = torch.cat([id_rows, ood_rows])
-        activations = self._activations(torch.index_select(logits, 0, confident_rows, out=self._workspace(
-            "activations", confident_rows.numel(), capacity=features.shape[0])))
-        id_acts, ood_acts = activations[: id_rows.numel()], activations[id_rows.numel():]
-        id_sum, ood_sum = id_acts.sum(0), ood_acts.sum(0)
-        blended_id = self._blend(id_mean, id_sum, id_acts.shape[0])
-        blended_ood = self._blend(ood_mean, ood_sum, ood_acts.shape[0])
+        if softmax is None:
+            softmax = torch.softmax(logits, 1, out=self._workspace("softmax", logits.shape[0]))
+        elif callable(softmax):
+            softmax = softmax()
+        activations = softmax[:, self.num_classes:]  # [B, N], only read
+        id_sum = self._id_memory.push_selected(activations, id_rows)
+        ood_sum = self._ood_memory.push_selected(activations, ood_rows)
+        blended_id = self._blend(id_mean, id_sum, id_rows.numel())
+        blended_ood = self._blend(ood_mean, ood_sum, ood_rows.numel())
         self.selected = self._select(blended_ood - blended_id)
-        score = self._score(logits, self.selected, id_lse)
-
-        self._id_memory.push(id_acts, id_sum)
-        self._ood_memory.push(ood_acts, ood_sum)
-        return pred, score
+        return pred, self._score(logits, self.selected, id_lse)
 
     # ------------------------------------------------------------------ pieces
-    def _logits(self, features: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """[R, D] -> [R, C + N] scaled logits against the ID classes then the corpus."""
-        return torch.matmul(self.logit_scale * features, self._text.T, out=out)
+    def _activations(self, features: torch.Tensor) -> torch.Tensor:
+        """[R, D] embeddings -> [R, N]: the corpus part of the float32 softmax over [ID | whole corpus]."""
+        scaled = self.logit_scale * features
+        logits = torch.cat([scaled @ self.id_text.T, scaled @ self.corpus_text.T], dim=1)
+        return torch.softmax(logits, 1)[:, self.num_classes:]
 
-    def _activations(self, logits: torch.Tensor) -> torch.Tensor:
-        """Corpus part of the float32 softmax over [ID | whole corpus], computed in place: [R, C + N] -> [R, N]."""
-        logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()
-        logits.div_(logits.sum(dim=1, keepdim=True))
-        return logits[:, self.num_classes:]
-
-    def _workspace(self, name: str, rows: int, capacity: int | None = None) -> torch.Tensor:
-        """A reusable [rows, C + N] float32 buffer (large fresh allocations cost page faults on every step).
-
-        One buffer per name (two names: the dict never grows). A buffer only grows, to ``capacity`` rows (at
-        least ``rows``) when it is too small, so for a steady batch size B it is allocated on the first step and
-        keeps its size for the rest of the stream: state memory is constant, whatever the data.
-        """
-        buffer = self._workspaces.get(name)
-        if buffer is None or buffer.shape[0] < rows:
-            rows_kept = max(rows, capacity or 0, 1)
-            buffer = torch.empty(rows_kept, self._text.shape[0], dtype=torch.float32, device=self.device)
-            self._workspaces[name] = buffer
-        return buffer[:rows]
+    def _workspace(self, name: str, rows: int) -> torch.Tensor:
+        """A reusable [rows, C + N] float32 buffer for ``step``'s logits and softmax (``core.workspace``)."""
+        return self._workspaces.get(name, rows, self.num_classes + self.corpus_size, device=self.device)
 
     def _select(self, preference: torch.Tensor) -> torch.Tensor:
         """Top-M corpus indices of ``preference`` [N], strongest first."""
@@ -253,8 +263,9 @@ class TANL:
     def _score(self, logits: torch.Tensor, selected: torch.Tensor, id_lse: torch.Tensor | None = None) -> torch.Tensor:
         """Activation-aware score [R] (float32) of [R, C + N] logits under the ranked negatives ``selected``."""
         id_logits = logits[:, : self.num_classes]
-        negative_logits = logits.index_select(1, selected + self.num_classes)  # gather from the full matrix
-        return activation_aware_score(id_logits, negative_logits, self.score_step, id_lse=id_lse).float()
+        negative_logits = gather_columns(logits, selected + self.num_classes, self._workspaces, "negatives")
+        return activation_aware_score(id_logits, negative_logits, self.score_step, id_lse=id_lse,
+                                      workspaces=self._workspaces).float()
 
     def _blend(self, memory_mean: torch.Tensor, batch_sum: torch.Tensor, batch_count: int) -> torch.Tensor:
         """alpha * memory mean + (1 - alpha) * batch mean; the memory mean alone when the batch has no rows."""

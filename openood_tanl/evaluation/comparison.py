@@ -1,59 +1,106 @@
-"""Comparing methods on cached embeddings: several methods on one stream, and one method over a hyperparameter.
+"""Comparing methods on cached embeddings: several methods on one stream, and methods over values of one argument.
 
 Methods are ``openood_tanl.methods.MethodConfig`` (a registry method with its hyperparameters, from
-``configure``); embeddings are replayed, never re-encoded, so a sweep of k values costs about k replays.
+``configure``); embeddings are replayed, never re-encoded. By default every engine that reads the same stream steps
+in lockstep (``core.Lockstep``: one logits matrix and one softmax per batch for all of them, each engine's results
+bitwise those of a separate run), so a leaderboard or a hyperparameter sweep costs about one replay; a sweep of a
+stream argument (``protocols.STREAM_ARGUMENTS``: batch size, ID:OOD ratio, sample order) replays once per value,
+every method in lockstep. ``lockstep=False`` runs each engine on its own (the reference the lockstep is tested
+against).
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from ..methods import create_lockstep
 from .data import FeatureBenchmark
-from .replay import evaluate
+from .protocols import STREAM_ARGUMENTS, StreamSettings
+from .replay import replay_streams
 from .tables import is_group_mean
 
-__all__ = ["compare_methods", "sweep", "sweep_axis", "plot_sweep"]
+__all__ = ["compare_methods", "sweep", "sweep_methods", "sweep_axis", "plot_sweep"]
+
+
+def _settings(protocol, batch_size, order, id_ood_ratio) -> StreamSettings:
+    return StreamSettings(protocol, batch_size, tuple(order) if order else None, id_ood_ratio)
+
+
+def _replay_methods(methods: Mapping[Any, Any], bank, benchmark: FeatureBenchmark, settings: StreamSettings,
+                    seeds: list[int], workers: int, lockstep: bool) -> dict:
+    """label -> (summary, per_seed) of every method (label -> ``MethodConfig``) on one replay of ``settings``."""
+    if lockstep:
+        return replay_streams(functools.partial(create_lockstep, dict(methods), bank), benchmark, settings, seeds=seeds,
+                      workers=workers).tables
+    return {label: replay_streams(method.factory(bank), benchmark, settings, seeds=seeds, workers=workers).tables[None]
+            for label, method in methods.items()}
 
 
 def compare_methods(methods: Mapping[str, Any], bank, benchmark: FeatureBenchmark, *, protocol: str = "mixed",
                     seeds: Iterable[int] = (0,), batch_size: int = 256, order: Sequence[str] | None = None,
-                    workers: int = 1) -> pd.DataFrame:
+                    id_ood_ratio: float | None = None, workers: int = 1, lockstep: bool = True) -> pd.DataFrame:
     """Every method on one benchmark: long table (method, benchmark, dataset, group, metrics [, *_std]).
 
-    ``methods`` maps a display name to a ``MethodConfig``; its engine is built from ``bank`` (a ``TextBank`` or a
-    network) and replayed under ``protocol`` for each seed (``workers`` processes run independent streams in
-    parallel, with the same results).
+    ``methods`` maps a display name to a ``MethodConfig``; the engines are built from ``bank`` (a ``TextBank`` or a
+    network) and replayed under ``protocol`` for each seed, in lockstep unless ``lockstep=False`` (``workers``
+    processes run independent streams in parallel, with the same results).
     """
-    frames = []
-    for label, method in methods.items():
-        summary, _ = evaluate(method.factory(bank), benchmark, protocol, seeds=list(seeds), batch_size=batch_size,
-                              order=order, workers=workers)
-        frames.append(summary.reset_index().assign(method=label, benchmark=benchmark.name))
-    table = pd.concat(frames, ignore_index=True)
+    tables = _replay_methods(methods, bank, benchmark, _settings(protocol, batch_size, order, id_ood_ratio),
+                             list(seeds), workers, lockstep)
+    table = pd.concat([tables[label][0].reset_index().assign(method=label, benchmark=benchmark.name)
+                       for label in methods], ignore_index=True)
     first = ["method", "benchmark", "dataset", "group"]
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def sweep(method, argument: str, values: Sequence[Any], bank, benchmark: FeatureBenchmark, *,
-          protocol: str = "mixed", seeds: Iterable[int] = (0,), batch_size: int = 256,
-          order: Sequence[str] | None = None, workers: int = 1) -> pd.DataFrame:
-    """One method (a ``MethodConfig``) over values of one hyperparameter: a row per value with near/far/all-OOD
-    mean AUROC and FPR@95."""
-    rows = []
-    for value in values:
-        summary, _ = evaluate(method.replace(**{argument: value}).factory(bank), benchmark, protocol,
-                              seeds=list(seeds), batch_size=batch_size, order=order, workers=workers)
-        means = is_group_mean(summary)
-        datasets = summary[~means]
-        row = {argument: value, "AUROC": datasets["AUROC"].mean(), "FPR@95": datasets["FPR@95"].mean(),
-               "FPR@95(ID+)": datasets["FPR@95(ID+)"].mean()}
-        for split in summary.index[means]:
-            row.update({f"{split} AUROC": summary.loc[split, "AUROC"], f"{split} FPR@95": summary.loc[split, "FPR@95"]})
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _curve_row(summary: pd.DataFrame, argument: str, value: Any) -> dict:
+    """One sweep point: near/far/all-OOD mean AUROC and FPR@95 of a summary."""
+    means = is_group_mean(summary)
+    datasets = summary[~means]
+    row = {argument: value, "AUROC": datasets["AUROC"].mean(), "FPR@95": datasets["FPR@95"].mean(),
+           "FPR@95(ID+)": datasets["FPR@95(ID+)"].mean()}
+    for split in summary.index[means]:
+        row.update({f"{split} AUROC": summary.loc[split, "AUROC"], f"{split} FPR@95": summary.loc[split, "FPR@95"]})
+    return row
+
+
+def sweep_methods(methods: Mapping[str, Any], argument: str, values: Sequence[Any], bank,
+                  benchmark: FeatureBenchmark, *, protocol: str = "mixed", seeds: Iterable[int] = (0,),
+                  batch_size: int = 256, order: Sequence[str] | None = None, id_ood_ratio: float | None = None,
+                  workers: int = 1, lockstep: bool = True) -> dict[str, pd.DataFrame]:
+    """Methods (label -> ``MethodConfig``) over ``values`` of ``argument``: label -> a row per value with
+    near/far/all-OOD mean AUROC and FPR@95.
+
+    ``argument``: a hyperparameter of every method (all (method, value) engines in one lockstep replay), or a
+    stream argument (``STREAM_ARGUMENTS``: ``batch_size``, ``id_ood_ratio``, ``order`` = the protocol; one replay
+    per value, the methods in lockstep). The other settings are those of ``compare_methods``.
+    """
+    seeds, values = list(seeds), list(values)
+    base = _settings(protocol, batch_size, order, id_ood_ratio)
+    rows: dict[str, list[dict]] = {label: [] for label in methods}
+    if argument in STREAM_ARGUMENTS:
+        for value in values:
+            settings = base.with_value(argument, value)
+            tables = _replay_methods(methods, bank, benchmark, settings, seeds, workers, lockstep)
+            for label in methods:
+                rows[label].append(_curve_row(tables[label][0], argument, value))
+    else:
+        points = {(label, index): method.replace(**{argument: value})
+                  for label, method in methods.items() for index, value in enumerate(values)}
+        tables = _replay_methods(points, bank, benchmark, base, seeds, workers, lockstep)
+        for (label, index) in points:
+            rows[label].append(_curve_row(tables[(label, index)][0], argument, values[index]))
+    return {label: pd.DataFrame(curve) for label, curve in rows.items()}
+
+
+def sweep(method, argument: str, values: Sequence[Any], bank, benchmark: FeatureBenchmark,
+          **settings) -> pd.DataFrame:
+    """One method (a ``MethodConfig``) over values of one argument: ``sweep_methods`` for one method."""
+    return sweep_methods({"method": method}, argument, values, bank, benchmark, **settings)["method"]
 
 
 def sweep_axis(values: Sequence[Any]) -> str:

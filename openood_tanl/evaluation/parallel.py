@@ -10,12 +10,12 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
 from .data import FeatureBenchmark
-from .streams import run_stream
+from .streams import StreamSettings, run_stream
 
 __all__ = ["run_tasks", "Given"]
 
@@ -26,14 +26,13 @@ _WORKER: dict = {}
 def _init_worker(payload: bytes, threads: int) -> None:
     torch.set_num_threads(threads)
     _WORKER.clear()
-    _WORKER["make_engine"], _WORKER["benchmark"], _WORKER["args"] = pickle.loads(payload)
+    _WORKER["make_engine"], _WORKER["benchmark"], _WORKER["settings"] = pickle.loads(payload)
 
 
-def _worker_task(task: tuple[int, int | None]) -> dict[str, dict]:
+def _worker_task(task: tuple[int, int | None]) -> tuple[dict, list | None]:
     if "engine" not in _WORKER:
         _WORKER["engine"] = _WORKER["make_engine"]()
-    protocol, batch_size, order = _WORKER["args"]
-    return run_stream(_WORKER["engine"], _WORKER["benchmark"], protocol, *task, batch_size, order)
+    return run_stream(_WORKER["engine"], _WORKER["benchmark"], _WORKER["settings"], *task)
 
 
 class Given:
@@ -46,10 +45,11 @@ class Given:
         return self.engine
 
 
-def run_tasks(make_engine: Callable[[], object], benchmark: FeatureBenchmark, protocol: str,
-               tasks: list[tuple[int, int | None]], batch_size: int, order: Sequence[str] | None, workers: int,
-               threads_per_worker: int | None) -> list[dict[str, dict]]:
-    """Rows of each task, in task order: in this process (one engine for all) or in a pool of processes."""
+def run_tasks(make_engine: Callable[[], object], benchmark: FeatureBenchmark, settings: StreamSettings,
+              tasks: list[tuple[int, int | None]], workers: int,
+              threads_per_worker: int | None) -> list[tuple[dict, list | None]]:
+    """``run_stream``'s (rows, trace) of each task, in task order: in this process (one engine for all) or in a
+    pool of processes."""
     if isinstance(workers, bool) or not float(workers).is_integer() or int(workers) < 1:
         raise ValueError(f"workers must be an integer >= 1 (processes for independent streams), got {workers!r}")
     if threads_per_worker is not None and int(threads_per_worker) < 1:
@@ -57,14 +57,15 @@ def run_tasks(make_engine: Callable[[], object], benchmark: FeatureBenchmark, pr
     workers = min(int(workers), len(tasks))
     if workers <= 1:
         engine = make_engine()
-        return [run_stream(engine, benchmark, protocol, seed, index, batch_size, order) for seed, index in tasks]
+        return [run_stream(engine, benchmark, settings, seed, index) for seed, index in tasks]
     try:
-        payload = pickle.dumps((make_engine, benchmark, (protocol, batch_size, tuple(order or ()))))
+        payload = pickle.dumps((make_engine, benchmark, settings))
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         raise TypeError(f"workers={workers} runs streams in other processes, so the engine (run_protocol) or "
-                        f"engine factory (evaluate) must be picklable ({error}); pass e.g. "
-                        f"functools.partial(create_engine, name, bank) or functools.partial(TANL, id_text, "
-                        f"corpus_text, noise_features, ...) instead of a lambda, or use workers=1") from error
+                        f"engine factory (evaluate, replay) must be picklable ({error}); pass e.g. "
+                        f"functools.partial(create_engine, name, bank), functools.partial(create_lockstep, methods, "
+                        f"bank) or functools.partial(TANL, id_text, corpus_text, noise_features, ...) instead of a "
+                        f"lambda, or use workers=1") from error
     threads = threads_per_worker or max(1, torch.get_num_threads() // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
                              initargs=(payload, int(threads))) as pool:

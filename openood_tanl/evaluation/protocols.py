@@ -26,9 +26,13 @@ a single stream: with one seed it runs sequentially whatever ``workers`` says (i
 """
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+import numbers
+from dataclasses import dataclass
+from typing import Any, Sequence
 
-__all__ = ["PROTOCOL_DESCRIPTIONS", "PROTOCOLS", "check_protocol", "check_seeds"]
+__all__ = ["PROTOCOL_DESCRIPTIONS", "PROTOCOLS", "STREAM_ARGUMENTS", "StreamSettings", "check_protocol",
+           "check_seeds", "check_settings", "check_stream_value"]
 
 #: Protocol name -> the stream it replays.
 PROTOCOL_DESCRIPTIONS = {
@@ -38,6 +42,62 @@ PROTOCOL_DESCRIPTIONS = {
     "temporal": "one reset; the OOD sets one after another (--order), each shuffled with its share of the ID set",
 }
 PROTOCOLS = tuple(PROTOCOL_DESCRIPTIONS)
+
+#: The stream's own parameters a sweep can vary (besides every hyperparameter): name -> what a value is.
+STREAM_ARGUMENTS = {
+    "batch_size": "embeddings per engine step (a whole number >= 1)",
+    "id_ood_ratio": "ID samples per OOD sample in each stream: the larger side subsampled, seeded (a number > 0; "
+                    "reset protocols)",
+    "order": f"the sample order, i.e. the protocol ({', '.join(PROTOCOLS)})",
+}
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How a benchmark becomes streams (everything but the seed).
+
+    Attributes:
+        protocol: one of ``PROTOCOLS``.
+        batch_size: embeddings per engine step.
+        order: the temporal protocol's OOD set order (None: the benchmark's).
+        id_ood_ratio: ID samples per OOD sample in each stream of the reset protocols: the larger side is
+            subsampled (seeded per stream, independently of the shuffle); None keeps both sets whole.
+        trace_window: record a stream trace, with windowed metrics over the last ``trace_window`` samples; None: no
+            trace (nothing is read from the engines between steps).
+    """
+
+    protocol: str = "mixed"
+    batch_size: int = 256
+    order: tuple[str, ...] | None = None
+    id_ood_ratio: float | None = None
+    trace_window: int | None = None
+
+    def with_value(self, argument: str, value: Any) -> "StreamSettings":
+        """These settings with one ``STREAM_ARGUMENTS`` entry set to ``value`` (checked); ``order`` sets the
+        protocol (a temporal OOD set order is kept for ``temporal`` only)."""
+        value = check_stream_value(argument, value)
+        if argument == "order":
+            return dataclasses.replace(self, protocol=value, order=self.order if value == "temporal" else None)
+        return dataclasses.replace(self, **{argument: value})
+
+
+def check_stream_value(argument: str, value: Any) -> Any:
+    """A value of a ``STREAM_ARGUMENTS`` entry, checked and normalised (int batch size, float ratio, protocol)."""
+    if argument not in STREAM_ARGUMENTS:
+        raise ValueError(f"'{argument}' is not a stream argument; choose one of {', '.join(STREAM_ARGUMENTS)}")
+    if argument == "order":
+        if value not in PROTOCOLS:
+            raise ValueError(f"order {value!r} is not a sample order; choose among {', '.join(PROTOCOLS)}")
+        return value
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if argument == "batch_size":
+        if not real or not float(value).is_integer() or value < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {value!r}")
+        return int(value)
+    if not real or not 0 < float(value) < float("inf"):
+        raise ValueError(f"id_ood_ratio must be a number > 0 (ID samples per OOD sample, e.g. 1 or 0.25), got "
+                         f"{value!r}")
+    return float(value)
 
 
 def check_seeds(seeds) -> list[int]:
@@ -87,3 +147,21 @@ def check_protocol(protocol: str, ood_set_names: Sequence[str] | None = None, or
     if seeds is not None:
         check_seeds(seeds)
     return protocol
+
+
+def check_settings(settings: StreamSettings, ood_set_names: Sequence[str] | None = None,
+                   seeds: Sequence[int] | None = None) -> StreamSettings:
+    """``check_protocol`` plus the batch size, the ID:OOD ratio (reset protocols only: the temporal protocol
+    splits the ID set among its segments) and the trace window. Returns ``settings``."""
+    check_protocol(settings.protocol, ood_set_names, settings.order, seeds)
+    check_stream_value("batch_size", settings.batch_size)
+    if settings.id_ood_ratio is not None:
+        check_stream_value("id_ood_ratio", settings.id_ood_ratio)
+        if settings.protocol == "temporal":
+            raise ValueError("an ID:OOD ratio applies to the reset protocols (mixed, id-first, ood-first), not "
+                             "'temporal' (which splits the ID set among its OOD segments); drop the ratio or "
+                             "choose another protocol")
+    window = settings.trace_window
+    if window is not None and (isinstance(window, bool) or not float(window).is_integer() or window < 2):
+        raise ValueError(f"the trace window must be a whole number of samples >= 2, got {window!r}")
+    return settings

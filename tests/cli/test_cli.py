@@ -84,6 +84,63 @@ def test_leaderboard_and_sweep(workspace):
     assert (out / "sweep.png").stat().st_size > 10000
 
 
+@pytest.mark.parametrize("argument, values, expected", [("batch_size", ["4", "16"], [4, 16, 4, 16]),
+                                                        ("id_ood_ratio", ["0.5", "2"], [0.5, 2.0, 0.5, 2.0]),
+                                                        ("order", ["mixed", "ood-first", "temporal"],
+                                                         ["mixed", "ood-first", "temporal"] * 2)])
+def test_protocol_sweeps_on_cached_features(workspace, monkeypatch, argument, values, expected):
+    root, common = workspace
+    benchmark = str(root / "data" / "toy.yml")
+    assert cli.main(["extract", "--benchmark", benchmark, *common]) == 0
+
+    import openood_tanl.evaluation.extraction as features
+
+    monkeypatch.setattr(features.ImageDataset, "__getitem__",
+                        lambda *a: (_ for _ in ()).throw(AssertionError("re-encoded an image")))
+    out = root / f"sweep-{argument}"
+    assert cli.main(["sweep", "--methods", "tanl", "mcm", "--argument", argument, "--values", *values,
+                     "--benchmark", benchmark, *common, "--batch-size", "8", "--out", str(out)]) == 0
+    curve = pd.read_csv(out / "sweep.csv")
+    assert list(curve[argument]) == expected and list(curve["method"]) == ["tanl"] * len(values) + ["mcm"] * len(values)
+    assert (out / "sweep.png").stat().st_size > 10000
+    assert _record(out / "sweep.run.json")["sweep"] == {"argument": argument, "values": [
+        yaml.safe_load(v) for v in values]}
+
+
+def test_protocol_sweep_values_are_checked_before_any_model_loads(workspace, capsys):
+    root, common = workspace
+    benchmark = str(root / "data" / "toy.yml")
+    for argument, values, message in (("batch_size", ["8", "0"], "batch_size must be a whole number >= 1"),
+                                      ("order", ["mixed", "shuffled"], "choose among mixed"),
+                                      ("id_ood_ratio", ["-1"], "id_ood_ratio must be a number > 0")):
+        assert cli.main(["sweep", "--methods", "tanl", "--argument", argument, "--values", *values,
+                         "--benchmark", benchmark, *common, "--model", "no-such-model",
+                         "--out", str(root / "refused")]) == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(["sweep", "--methods", "tanl", "--argument", "order", "--values", "mixed", "temporal",
+                     "--id-ood-ratio", "1", "--benchmark", benchmark, *common, "--model", "no-such-model",
+                     "--out", str(root / "refused")]) == 2
+    assert "not 'temporal'" in capsys.readouterr().err
+
+
+def test_eval_writes_a_stream_trace(workspace, capsys):
+    root, common = workspace
+    benchmark = str(root / "data" / "toy.yml")
+    trace = root / "trace"
+    assert cli.main(["eval", "--method", "tanl", "--set", "num_negatives=100", "memory_length=20",
+                     "--benchmark", benchmark, *common, "--protocol", "temporal", "--batch-size", "8",
+                     "--trace", str(trace), "--trace-window", "16", "--out", str(root / "traced")]) == 0
+    table = pd.read_csv(trace / "trace.csv")
+    assert set(table["method"]) == {"tanl"} and list(table["segment"].unique()) == ["toy-near", "toy-far"]
+    assert table["threshold"].notna().all() and table["recovery_samples"].notna().sum() == 1
+    assert (trace / "trace-tanl-seed-0-temporal.png").stat().st_size > 10000
+    assert _record(trace / "trace.run.json")["trace"] == {"window": 16}
+    capsys.readouterr()
+    assert cli.main(["eval", "--method", "tanl", "--benchmark", benchmark, *common, "--trace-window", "16",
+                     "--out", str(root / "traced")]) == 2
+    assert "add --trace DIR" in capsys.readouterr().err
+
+
 def test_temporal_protocol_and_bad_input(workspace, capsys):
     root, common = workspace
     benchmark = str(root / "data" / "toy.yml")

@@ -9,6 +9,7 @@ import torch
 
 from openood_tanl import TANL
 from openood_tanl.core.queue import ActivationQueue
+from openood_tanl.core.workspace import Workspaces
 from openood_tanl.synthetic import make_bank, make_stream
 
 C, N, D, M, L = 10, 500, 16, 50, 100
@@ -38,6 +39,8 @@ def _state_tensors(engine):
         elif isinstance(obj, ActivationQueue):
             for key, value in vars(obj).items():
                 visit(f"{prefix}.{key}", value)
+        elif isinstance(obj, Workspaces):
+            visit(prefix, obj._buffers)
         elif isinstance(obj, dict):
             for key, value in obj.items():
                 visit(f"{prefix}[{key!r}]", value)
@@ -88,12 +91,15 @@ def test_state_has_a_constant_size_after_the_queues_fill(long_run):
     engine, record = long_run
     assert engine.memory_sizes == (L, L)
     assert engine._score_count == SCORE_MEMORY
-    assert set(engine._workspaces) == {"logits", "activations"}
+    assert set(engine._workspaces.shapes()) <= {"logits", "softmax", "negatives", "negatives/ascending",
+                                                "prefix sums"}
     assert record["state_100"] == record["state_1000"]
     sizes = record["state_1000"]
     assert sizes["_score_memory"][0] == (SCORE_MEMORY,)
     assert sizes["_id_memory.buffer"][0] == sizes["_ood_memory.buffer"][0] == (L, N)
-    assert sizes["_workspaces['logits']"][0] == sizes["_workspaces['activations']"][0] == (BATCH, C + N)
+    workspaces = engine._workspaces.shapes()
+    assert workspaces["logits"] == workspaces["softmax"] == ((BATCH, C + N), torch.float32)
+    assert workspaces["prefix sums"] == ((BATCH, engine.num_negatives), torch.float64)
 
 
 def test_resident_memory_does_not_grow(long_run):

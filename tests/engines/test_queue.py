@@ -45,3 +45,22 @@ def test_running_mean_equals_mean_of_held_rows_over_a_long_stream():
         if reference:
             torch.testing.assert_close(queue.mean(), torch.stack(reference).double().mean(0).float(), rtol=0, atol=5e-7)
             torch.testing.assert_close(queue.rows(), torch.stack(reference))
+
+
+def test_push_selected_is_push_of_the_chosen_rows():
+    """Gathering straight into the slots (in chunks, across the wrap, past capacity) holds the same rows as
+    ``push(source[index])`` and returns their sum."""
+    g = torch.Generator().manual_seed(1)
+    gathered, pushed = ActivationQueue(capacity=9, width=6), ActivationQueue(capacity=9, width=6)
+    gathered.fill(_rows(0, 4, 6))
+    pushed.fill(_rows(0, 4, 6))
+    for step in range(60):
+        source = torch.rand(12, 8, generator=g)[:, 2:]  # a column slice, as TANL's corpus part of the softmax
+        index = torch.randperm(12, generator=g)[: int(torch.randint(0, 13, (1,), generator=g))]
+        total = gathered.push_selected(source, index, chunk_rows=int(torch.randint(1, 5, (1,), generator=g)))
+        pushed.push(source[index])
+        torch.testing.assert_close(total, source[index].sum(0), rtol=0, atol=1e-6)
+        assert torch.equal(gathered.rows(), pushed.rows()) and gathered.count == pushed.count, f"step {step}"
+        torch.testing.assert_close(gathered.mean(), pushed.mean(), rtol=0, atol=1e-6)
+    gathered.resync()
+    torch.testing.assert_close(gathered.column_sum, gathered.rows().double().sum(0), rtol=0, atol=1e-12)

@@ -63,3 +63,17 @@ def test_threshold_single_step_split():
     # scores 0.2 and 0.7 in a 1:3 ratio: any t in (0.2, 0.7] has zero within-class variance
     scores = torch.tensor([0.2, 0.7, 0.7, 0.7])
     assert otsu_threshold(scores).item() == slow_threshold(scores)
+
+
+@pytest.mark.parametrize("width, count", [(50, 20), (12000, 2500), (3000, 2900)])
+def test_gather_columns_is_index_select(width, count):
+    from openood_tanl.core.scoring import gather_columns
+    from openood_tanl.core.workspace import Workspaces
+
+    matrix = torch.randn(7, width)
+    columns = torch.randperm(width)[:count]  # scattered, in no order (both gather paths)
+    expected = matrix.index_select(1, columns)
+    assert torch.equal(gather_columns(matrix, columns), expected)
+    workspaces = Workspaces()
+    assert torch.equal(gather_columns(matrix, columns, workspaces, "x"), expected)
+    assert torch.equal(gather_columns(matrix[:3], columns, workspaces, "x"), expected[:3])  # reused, smaller batch

@@ -53,10 +53,17 @@ def test_demo_command_writes_its_files(small, tmp_path, monkeypatch, capsys):
     assert cli.main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out
-    for name in ("leaderboard.csv", "leaderboard.md", "results.csv", "sweep.csv", "sweep.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    for name in ("leaderboard.csv", "leaderboard.md", "results.csv", "sweep.csv", "sweep.png", "sweep-order.csv",
+                 "sweep-order.png", "sweep-order.run.json", "trace/trace.csv", "trace/trace.run.json",
+                 "trace/trace-tanl-seed-0-temporal.png", "trace/trace-adaneg-seed-0-temporal.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
     board = pd.read_csv(tmp_path / "leaderboard.csv", index_col="method")
     assert list(board.index) == ["mcm", "neglabel", "adaneg", "tanl"]
+    orders = pd.read_csv(tmp_path / "sweep-order.csv")
+    assert list(orders["order"]) == ["mixed", "id-first", "ood-first"] * 2
+    trace = pd.read_csv(tmp_path / "trace" / "trace.csv")
+    assert set(trace["method"]) == {"tanl", "adaneg"} and set(trace["segment"]) == {"synthetic-near", "synthetic-far"}
+    assert trace["recovery_samples"].notna().sum() == 2  # one switch, per method
 
 
 def test_overrides_on_the_command_line():
