@@ -8,9 +8,10 @@ from .engine import Engine, OfficialName
 from .lockstep import Lockstep
 from .mcm import MCM
 from .neglabel import NegLabel, select_negative_labels
+from .pool import ActivationPool
 from .queue import ActivationQueue
 from .scoring import activation_aware_score, otsu_threshold, prefix_lengths
 from .tanl import TANL
 
 __all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "MCM", "NegLabel", "AdaNeg", "select_negative_labels",
-           "ActivationQueue", "activation_aware_score", "otsu_threshold", "prefix_lengths"]
+           "ActivationQueue", "ActivationPool", "activation_aware_score", "otsu_threshold", "prefix_lengths"]

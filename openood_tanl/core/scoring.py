@@ -8,8 +8,8 @@ import torch
 
 from .workspace import Workspaces
 
-__all__ = ["prefix_lengths", "activation_aware_score", "negative_groups", "gather_columns", "grouped_id_share",
-           "otsu_threshold", "THRESHOLD_GRID_STEP"]
+__all__ = ["prefix_lengths", "activation_aware_score", "shifted_exponentials", "negative_groups", "gather_columns",
+           "grouped_id_share", "otsu_threshold", "THRESHOLD_GRID_STEP", "FLOAT32_EXPONENT_RANGE"]
 
 #: The threshold search visits 0.00, 0.01, ..., 0.99 (float32, as ``torch.arange(0, 1, 0.01)`` makes them).
 THRESHOLD_GRID_STEP = 0.01
@@ -40,7 +40,7 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
         negative_logits: [B, M] scaled logits against the selected negatives, strongest first.
         score_step: prefix step k (official ``gamma``); 0 scores once with all M negatives.
         id_lse: [B, 1] float64 ``logsumexp(id_logits)`` when the caller already has it (one batch, two scores).
-        workspaces: where to keep the [B, M] float64 intermediate between calls (fresh memory when None).
+        workspaces: where to keep the [B, M] intermediates between calls (fresh memory when None).
 
     Returns:
         [B] float64 scores in (0, 1); higher = more in-distribution.
@@ -48,19 +48,40 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
     The ID share of a softmax is ``sigmoid(LSE(id) - LSE(neg[:n]))`` = ``1 / (1 + S_n exp(m - LSE(id)))``, with
     ``S_n`` the prefix sums of ``exp(neg - m)`` (m the row maximum): every prefix comes from one cumulative sum, in
     float64, in place, with no logarithm or sigmoid per prefix (an overflow of the exponential gives the exact
-    limit, 0).
+    limit, 0). The exponentials are float32 (``shifted_exponentials``); the sums and the rest float64.
     """
     if id_lse is None:
         id_lse = id_logsumexp(id_logits)
-    negatives = _as_float64(negative_logits, "prefix sums", workspaces)  # [B, M], worked on in place
-    lengths = prefix_lengths(negatives.shape[1], score_step)
-    if score_step == 0 or score_step >= negatives.shape[1]:
+    lengths = prefix_lengths(negative_logits.shape[1], score_step)
+    if score_step == 0 or score_step >= negative_logits.shape[1]:
+        negatives = _as_float64(negative_logits, "prefix sums", workspaces)
         return torch.sigmoid(id_lse - torch.logsumexp(negatives, dim=1, keepdim=True)).mean(dim=1)
-    shift = negative_logits.amax(dim=1, keepdim=True).double()  # the same maximum, from the narrower input
-    cumulative = negatives.sub_(shift).exp_().cumsum_(dim=1)  # [B, M]: S_n for every n
-    if len(lengths) < negatives.shape[1]:
-        cumulative = cumulative.index_select(1, torch.tensor(lengths, device=negatives.device) - 1)
+    exponentials, shift = shifted_exponentials(negative_logits, workspaces, "prefix exponentials")
+    cumulative = _as_float64(exponentials, "prefix sums", workspaces).cumsum_(dim=1)  # [B, M]: S_n for every n
+    if len(lengths) < cumulative.shape[1]:
+        cumulative = cumulative.index_select(1, torch.tensor(lengths, device=cumulative.device) - 1)
     return cumulative.mul_(torch.exp(shift - id_lse)).add_(1).reciprocal_().mean(dim=1)
+
+
+#: Below this (float32) distance from its row maximum, an exponential is computed in float64: exp(-80) is still a
+#: normal float32, so float32 exponentials lose no term that a float64 sum would keep.
+FLOAT32_EXPONENT_RANGE = 80.0
+
+
+def shifted_exponentials(logits: torch.Tensor, workspaces: Workspaces | None = None,
+                         name: str = "exponentials") -> tuple[torch.Tensor, torch.Tensor]:
+    """``exp(logits - m)`` for [R, K] float32 logits, m [R, 1] the row maximum; returns (exponentials, m as
+    float64).
+
+    float32 (each term within an ulp or two, at a third of float64's cost) when every row spans less than
+    ``FLOAT32_EXPONENT_RANGE``, so that no term underflows; float64 otherwise (in ``name + "/float64"``).
+    """
+    shift = logits.amax(dim=1, keepdim=True)
+    if bool((shift - logits.amin(dim=1, keepdim=True) < FLOAT32_EXPONENT_RANGE).all()):
+        out = None if workspaces is None else workspaces.get(name, *logits.shape, logits.dtype, logits.device)
+        return torch.sub(logits, shift, out=out).exp_(), shift.double()
+    shift = shift.double()
+    return _as_float64(logits, name + "/float64", workspaces).sub_(shift).exp_(), shift
 
 
 def negative_groups(num_negatives: int, num_groups: int, seed: int = 0, shuffle: bool = True) -> torch.Tensor:
@@ -114,15 +135,20 @@ def grouped_id_share(logits: torch.Tensor, num_classes: int, group_columns: torc
 
     Returns:
         [B] float64, higher = more in-distribution. Each share is ``sigmoid(LSE(ID) - LSE(group))`` =
-        ``1 / (1 + E_g exp(m - LSE(ID)))`` with ``E_g`` the group's sum of ``exp(x - m)``, m the row maximum over
-        all groups: one exponential per negative, all groups at once, in float64.
+        ``1 / (1 + E_g exp(m_g - LSE(ID)))`` with ``E_g`` the group's sum of ``exp(x - m_g)``, m_g the group's
+        maximum: one float32 exponential per negative (E_g >= 1, so a term float32 loses is below 1e-37 of its
+        sum), all groups at once; the sums and the rest in float64.
     """
     id_lse = id_logsumexp(logits[:, :num_classes])  # [B, 1]
+    rows = logits.shape[0]
     negatives = gather_columns(logits, group_columns.flatten(), workspaces, "groups")  # [B, G * S]
-    shift = negatives.amax(dim=1, keepdim=True).double()
-    exponentials = _as_float64(negatives, "groups/float64", workspaces).sub_(shift).exp_()
-    sums = exponentials.view(logits.shape[0], *group_columns.shape).sum(dim=2)  # [B, G]
-    return sums.mul_(torch.exp(shift - id_lse)).add_(1).reciprocal_().mean(dim=1)
+    grouped = negatives.view(rows, *group_columns.shape)  # [B, G, S]
+    shift = grouped.amax(dim=2, keepdim=True)  # [B, G, 1]
+    out = None if workspaces is None else workspaces.get("groups/exponentials", rows, negatives.shape[1],
+                                                         negatives.dtype, negatives.device)
+    exponentials = torch.sub(grouped, shift, out=None if out is None else out.view_as(grouped)).exp_()
+    sums = exponentials.sum(dim=2).double()  # [B, G]
+    return sums.mul_(torch.exp(shift.squeeze(2).double() - id_lse)).add_(1).reciprocal_().mean(dim=1)
 
 
 def otsu_threshold(scores: torch.Tensor) -> torch.Tensor:

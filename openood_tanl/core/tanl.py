@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from .engine import OfficialName
+from .pool import ActivationPool
 from .queue import ActivationQueue
 from .scoring import activation_aware_score, gather_columns, id_logsumexp, otsu_threshold
 from .validation import (
@@ -118,6 +119,8 @@ class TANL:
         self.seed = values["seed"]
         self._text: torch.Tensor | None = None  # [C + N, D] for step's one matmul, built on its first use
         self._workspaces = Workspaces()
+        self.activation_pool = ActivationPool(self.corpus_size, device, 2 * self.memory_length)
+        self._id_memory = self._ood_memory = None
         self.reset()
 
     def __getstate__(self) -> dict:
@@ -151,8 +154,11 @@ class TANL:
         generator = torch.Generator().manual_seed(self.seed)
         id_order = torch.randperm(self.num_classes, generator=generator)
         noise_order = torch.randperm(self.noise_features.shape[0], generator=generator)
-        self._id_memory = ActivationQueue(self.memory_length, self.corpus_size, self.device)
-        self._ood_memory = ActivationQueue(self.memory_length, self.corpus_size, self.device)
+        for memory in (self._id_memory, self._ood_memory):
+            if memory is not None:
+                memory.clear()  # its rows leave the pool
+        self._id_memory = ActivationQueue(self.memory_length, self.corpus_size, pool=self.activation_pool)
+        self._ood_memory = ActivationQueue(self.memory_length, self.corpus_size, pool=self.activation_pool)
         # Only the rows that survive the cut to L are ever used: compute activations for those alone.
         keep_id = id_order[-self.memory_length:].to(self.device)
         keep_noise = noise_order[-self.memory_length:].to(self.device)
@@ -187,6 +193,14 @@ class TANL:
     def memory_fill(self) -> tuple[int, int]:
         """(ID, OOD) rows held in memory (``memory_sizes``; the name every stateful engine shares)."""
         return self.memory_sizes
+
+    def share_activation_pool(self, pool: ActivationPool) -> None:
+        """Keep the memories' rows in ``pool`` from now on (moved there), shared with other engines on the same
+        stream (``core.Lockstep``): rows several memories take from one batch are stored and summed once. Results
+        do not change."""
+        for memory in (self._id_memory, self._ood_memory):
+            memory.move_to(pool)
+        self.activation_pool = pool
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
@@ -237,9 +251,9 @@ class TANL:
             softmax = torch.softmax(logits, 1, out=self._workspace("softmax", logits.shape[0]))
         elif callable(softmax):
             softmax = softmax()
-        activations = softmax[:, self.num_classes:]  # [B, N], only read
-        id_sum = self._id_memory.push_selected(activations, id_rows)
-        ood_sum = self._ood_memory.push_selected(activations, ood_rows)
+        # the corpus part of the softmax, only read; the same tensor for every engine of a Lockstep
+        id_sum = self._id_memory.push_selected(softmax, id_rows, self.num_classes)
+        ood_sum = self._ood_memory.push_selected(softmax, ood_rows, self.num_classes)
         blended_id = self._blend(id_mean, id_sum, id_rows.numel())
         blended_ood = self._blend(ood_mean, ood_sum, ood_rows.numel())
         self.selected = self._select(blended_ood - blended_id)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from openood_tanl import TANL
+from openood_tanl.core.pool import ActivationPool
 from openood_tanl.core.queue import ActivationQueue
 from openood_tanl.core.workspace import Workspaces
 from openood_tanl.synthetic import make_bank, make_stream
@@ -36,9 +37,10 @@ def _state_tensors(engine):
     def visit(prefix, obj):
         if isinstance(obj, torch.Tensor):
             found[prefix] = (tuple(obj.shape), obj.dtype, obj.untyped_storage().nbytes())
-        elif isinstance(obj, ActivationQueue):
+        elif isinstance(obj, (ActivationQueue, ActivationPool)):
             for key, value in vars(obj).items():
-                visit(f"{prefix}.{key}", value)
+                if key not in ("pool", "_source", "_slot_of", "_row_in", "_sums"):  # the engine's pool, visited
+                    visit(f"{prefix}.{key}", value)  # once; the pool's caches of the current batch
         elif isinstance(obj, Workspaces):
             visit(prefix, obj._buffers)
         elif isinstance(obj, dict):
@@ -92,11 +94,13 @@ def test_state_has_a_constant_size_after_the_queues_fill(long_run):
     assert engine.memory_sizes == (L, L)
     assert engine._score_count == SCORE_MEMORY
     assert set(engine._workspaces.shapes()) <= {"logits", "softmax", "negatives", "negatives/ascending",
-                                                "prefix sums"}
+                                                "prefix sums", "prefix exponentials",
+                                                "prefix exponentials/float64"}
     assert record["state_100"] == record["state_1000"]
     sizes = record["state_1000"]
     assert sizes["_score_memory"][0] == (SCORE_MEMORY,)
-    assert sizes["_id_memory.buffer"][0] == sizes["_ood_memory.buffer"][0] == (L, N)
+    assert sizes["activation_pool.storage"][0] == (2 * L, N)  # both memories' rows, in place
+    assert engine.activation_pool.rows_held == 2 * L
     workspaces = engine._workspaces.shapes()
     assert workspaces["logits"] == workspaces["softmax"] == ((BATCH, C + N), torch.float32)
     assert workspaces["prefix sums"] == ((BATCH, engine.num_negatives), torch.float64)
@@ -115,11 +119,15 @@ def test_resident_memory_does_not_grow(long_run):
 
 
 def test_running_sums_stay_exact(long_run):
+    """After a million samples the running sum is still the sum of the held pieces' sums (no drift), and those
+    are float32 sums of the held rows."""
     engine, _ = long_run
     for queue in (engine._id_memory, engine._ood_memory):
         exact = queue.rows().double().mean(0)
         torch.testing.assert_close(queue.mean().double(), exact, rtol=0, atol=1e-7)
-        torch.testing.assert_close(queue.column_sum, queue.rows().double().sum(0), rtol=0, atol=1e-9)
+        pieces = torch.stack([piece_sum.double() for _, piece_sum in queue._pieces]).sum(0)
+        torch.testing.assert_close(queue.column_sum, pieces, rtol=0, atol=1e-12)  # float64 rounding only
+        torch.testing.assert_close(queue.column_sum, queue.rows().double().sum(0), rtol=1e-6, atol=1e-12)
 
 
 def test_reset_after_a_long_stream_is_a_fresh_engine(long_run):
@@ -127,9 +135,11 @@ def test_reset_after_a_long_stream_is_a_fresh_engine(long_run):
     fresh = _engine()
     engine.reset()
     for name in ("_id_memory", "_ood_memory"):
-        for key in ("buffer", "column_sum", "count", "head", "_written_since_resync"):
-            a, b = getattr(getattr(engine, name), key), getattr(getattr(fresh, name), key)
-            assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, f"{name}.{key}"
+        memory, fresh_memory = getattr(engine, name), getattr(fresh, name)
+        assert torch.equal(memory.rows(), fresh_memory.rows()), name
+        assert torch.equal(memory.column_sum, fresh_memory.column_sum), name
+        assert memory.count == fresh_memory.count, name
+    assert engine.activation_pool.rows_held == fresh.activation_pool.rows_held == sum(fresh.memory_sizes)
     assert torch.equal(engine._score_memory, fresh._score_memory)
     assert (engine._score_count, engine._score_head) == (fresh._score_count, fresh._score_head)
     assert torch.equal(engine.selected, fresh.selected)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from openood_tanl.core import activation_aware_score, otsu_threshold, prefix_lengths
+from openood_tanl.core.scoring import grouped_id_share, negative_groups
 from reference.slow_tanl import slow_prefix_score, slow_threshold
 
 
@@ -13,6 +14,50 @@ def test_prefix_score_matches_loop_of_softmaxes(step):
     logits = 30 * torch.randn(5, num_classes + num_negatives, generator=g)
     fast = activation_aware_score(logits[:, :num_classes], logits[:, num_classes:], step)
     torch.testing.assert_close(fast, slow_prefix_score(logits, num_classes, step), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("step", [1, 4])
+def test_prefix_score_with_float32_exponentials_matches_the_loop(step):
+    """Rows spanning less than FLOAT32_EXPONENT_RANGE take float32 exponentials: within float32 rounding."""
+    g = torch.Generator().manual_seed(step)
+    logits = 20 + 6 * torch.rand(16, 7 + 600, generator=g)  # CLIP-like: 100 x cosines of 0.20 .. 0.26
+    fast = activation_aware_score(logits[:, :7], logits[:, 7:], step)
+    torch.testing.assert_close(fast, slow_prefix_score(logits, 7, step), rtol=2e-6, atol=0)
+
+
+def test_prefix_score_keeps_terms_float32_would_lose():
+    """A negative 105 below its row maximum underflows in float32, yet it decides the first prefix's share (the ID
+    logits are as low): such rows take float64 exponentials."""
+    logits = torch.tensor([[-100.0, -100.0, -100.0, 5.0, 5.0]])
+    fast = activation_aware_score(logits[:, :2], logits[:, 2:], 1)
+    torch.testing.assert_close(fast, slow_prefix_score(logits, 2, 1), rtol=0, atol=1e-12)
+    assert fast.item() > 2 / 3 / 3  # prefix 1: share 2/3, of three prefixes
+
+
+@pytest.mark.parametrize("spread", [6.0, 150.0])
+def test_grouped_share_matches_a_loop_of_softmaxes(spread):
+    g = torch.Generator().manual_seed(int(spread))
+    logits = 20 + spread * torch.rand(9, 5 + 40, generator=g)
+    groups = negative_groups(40, 4) + 5
+    torch.testing.assert_close(grouped_id_share(logits, 5, groups), _slow_grouped_share(logits, 5, groups),
+                               rtol=2e-6, atol=0)
+
+
+def test_grouped_share_keeps_a_group_far_below_the_others():
+    """Group 2 sits 105 below group 1 (beyond float32's exponent range from it) and level with the ID logits:
+    its share is 1/2, not 1."""
+    logits = torch.tensor([[-100.0, -100.0, 5.0, 5.0, -100.0, -100.0]])
+    groups = torch.tensor([[2, 3], [4, 5]])
+    torch.testing.assert_close(grouped_id_share(logits, 2, groups), _slow_grouped_share(logits, 2, groups),
+                               rtol=1e-6, atol=0)
+    assert grouped_id_share(logits, 2, groups).item() == pytest.approx(0.25, rel=1e-6)
+
+
+def _slow_grouped_share(logits, num_classes, groups):
+    """Mean over groups of the ID share of a float64 softmax over [ID | group]."""
+    ids = torch.arange(num_classes)
+    shares = [logits.double()[:, torch.cat([ids, group])].softmax(1)[:, :num_classes].sum(1) for group in groups]
+    return torch.stack(shares, 1).mean(1)
 
 
 def test_prefix_lengths_cap_the_last_prefix():
