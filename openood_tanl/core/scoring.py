@@ -63,8 +63,8 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
     return cumulative.mul_(torch.exp(shift - id_lse)).add_(1).reciprocal_().mean(dim=1)
 
 
-#: Below this (float32) distance from its row maximum, an exponential is computed in float64: exp(-80) is still a
-#: normal float32, so float32 exponentials lose no term that a float64 sum would keep.
+#: A row whose logits span this much or more takes float64 exponentials: within it, exp(-80) is still a normal
+#: float32, so float32 exponentials lose no term that a float64 sum would keep.
 FLOAT32_EXPONENT_RANGE = 80.0
 
 
