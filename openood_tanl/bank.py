@@ -62,18 +62,21 @@ class TextBank:
     Satisfies the attribute part of ``TextBankNetwork`` (``id_text_features``, ``corpus_text_features``,
     ``noise_features``, ``logit_scale`` and optionally ``corpus_is_adjective``), so ``create_engine(name, bank)``
     builds an engine for replaying cached image embeddings. ``provenance`` says what built
-    it (the network's, see ``create_network``), for the result files.
+    it (the network's, see ``create_network``), for the result files; ``precision`` is the network's
+    (``'official-fp16'`` makes ``create_engine`` build TANL with the official fp16 numerics).
     """
 
     def __init__(self, id_text_features: torch.Tensor, corpus_text_features: torch.Tensor,
                  noise_features: torch.Tensor, logit_scale: float = 100.0,
-                 corpus_is_adjective: torch.Tensor | None = None, provenance: dict | None = None):
+                 corpus_is_adjective: torch.Tensor | None = None, provenance: dict | None = None,
+                 precision: str = "fp32"):
         self.id_text_features = id_text_features
         self.corpus_text_features = corpus_text_features
         self.noise_features = noise_features
         self.logit_scale = float(logit_scale)
         self.corpus_is_adjective = corpus_is_adjective
         self.provenance = dict(provenance or {})
+        self.precision = precision
 
     @classmethod
     def of(cls, net) -> "TextBank":
@@ -81,4 +84,4 @@ class TextBank:
         check_network(net)
         return cls(net.id_text_features, net.corpus_text_features, net.noise_features,
                    float(torch.as_tensor(net.logit_scale)), getattr(net, "corpus_is_adjective", None),
-                   getattr(net, "provenance", None))
+                   getattr(net, "provenance", None), getattr(net, "precision", "fp32"))

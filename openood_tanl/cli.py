@@ -112,7 +112,8 @@ class Job:
 
     images: Any  # ImageBenchmark, its ID labels matched to the class names
     id_classes: Any  # the class-name spec
-    plan: Any  # TextBankPlan: class names, corpus, provenance of the text bank
+    plan: Any  # TextBankPlan: class names, corpus, provenance of the text bank and the image transform
+    benchmark: str  # as named on the command line (decides the image transform)
 
     @property
     def name(self) -> str:
@@ -133,9 +134,10 @@ def plan_benchmark(args, benchmark: str) -> Job:
     print(mapping)
     check_settings(stream_settings(args), [s.name for _, s in images.ood_sets()], getattr(args, "seeds", None))
     plan = plan_text_bank(args.model, args.pretrained, spec, args.corpus, corpus_rules=args.corpus_rules,
-                          templates=args.templates, precision=args.precision, quick_gelu=args.quick_gelu,
+                          templates=args.templates, transform=args.transform, benchmark=benchmark,
+                          precision=args.precision, quick_gelu=args.quick_gelu,
                           model_config=args.model_config)
-    return Job(images, spec, plan)
+    return Job(images, spec, plan, benchmark)
 
 
 def stream_settings(args, trace_window: int | None = None):
@@ -156,8 +158,9 @@ def _device(args):
         device = torch.device(distributed.device_for(args.device))
     except RuntimeError as error:
         raise UsageError(f"--device {args.device}: {error}") from None
-    if args.precision != "fp32" and device.type != "cuda":
-        raise UsageError(f"--precision {args.precision} needs a CUDA device; this run uses {device} (use fp32)")
+    if args.precision == "fp16" and device.type != "cuda":
+        raise UsageError(f"--precision fp16 needs a CUDA device; this run uses {device} (use fp32, or official-fp16 "
+                         "for the authors' numerics)")
     return device
 
 
@@ -174,7 +177,8 @@ def load_features(args, job: Job, methods=()) -> tuple[Any, Any]:
     with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
         net, preprocess = create_network(args.model, args.pretrained, job.id_classes, args.corpus, _device(args),
                                          cache_dir, corpus_rules=args.corpus_rules, templates=args.templates,
-                                         precision=args.precision, quick_gelu=args.quick_gelu,
+                                         transform=args.transform, benchmark=job.benchmark, precision=args.precision,
+                                         quick_gelu=args.quick_gelu,
                                          model_config=args.model_config)
     bank = TextBank.of(net)
     for method in methods:
@@ -520,6 +524,7 @@ def cmd_reproduce(args) -> None:
     _device(args)
     paper = "four-ood" if job.name in ("four-ood", "imagenet-four-ood") else job.name
     setting = {"model": args.model, "pretrained": args.pretrained, "precision": args.precision,
+               "transform": job.plan.provenance["image_transform"]["name"],
                "templates": args.templates, "protocol": args.protocol, "seeds": args.seeds,
                "batch_size": args.batch_size}
     differences = setting_differences(setting, job.plan.provenance.get("corpus"))
@@ -617,7 +622,13 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                             "stripped lines")
     group.add_argument("--templates", default="official", choices=("official", "openai-ensemble"),
                        help="prompts: the official single templates or open_clip's OpenAI ensemble")
-    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="fp16 needs CUDA")
+    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "official-fp16"),
+                       help="fp32; fp16 (CUDA): a half-precision model, features normalised in float32; "
+                            "official-fp16 (CUDA or CPU): the authors' float16 run, TANL's scores in float16 too")
+    group.add_argument("--transform", default="auto", choices=("auto", "official", "open_clip"),
+                       help="image preprocessing: auto = the official one (short side to 256 bicubic, crop 224, CLIP "
+                            "mean/std; 224 for CIFAR) for ImageNet, ImageNet-200, Four-OOD and CIFAR, open_clip's "
+                            "eval transform for anything else")
     group.add_argument("--quick-gelu", default=None, action=argparse.BooleanOptionalAction,
                        help="force QuickGELU on/off (default: what the weights were trained with)")
     group.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")

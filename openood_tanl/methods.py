@@ -55,7 +55,12 @@ def _logit_scale(bank) -> float:
 
 
 def _with_corpus(engine_class, bank, **hyperparameters):
-    """Engines that score against the whole corpus (TANL): every column of the bank's [ID | corpus] logits."""
+    """Engines that score against the whole corpus (TANL): every column of the bank's [ID | corpus] logits. A bank
+    of the ``official-fp16`` precision gets TANL with the official float16 numerics (``core.OfficialFP16TANL``)."""
+    if getattr(bank, "precision", "fp32") == "official-fp16":
+        from .core.official_fp16 import OfficialFP16TANL
+
+        engine_class = OfficialFP16TANL if issubclass(OfficialFP16TANL, engine_class) else engine_class
     engine = engine_class(bank.id_text_features, bank.corpus_text_features, bank.noise_features, _logit_scale(bank),
                           **hyperparameters)
     engine.bank_columns = None  # all of them

@@ -8,7 +8,8 @@ import torch
 
 from .workspace import Workspaces
 
-__all__ = ["prefix_lengths", "activation_aware_score", "shifted_exponentials", "negative_groups", "gather_columns",
+__all__ = ["prefix_lengths", "activation_aware_score", "literal_activation_aware_score", "shifted_exponentials",
+           "negative_groups", "gather_columns",
            "grouped_id_share", "otsu_threshold", "THRESHOLD_GRID_STEP", "FLOAT32_EXPONENT_RANGE"]
 
 #: The threshold search visits 0.00, 0.01, ..., 0.99 (float32, as ``torch.arange(0, 1, 0.01)`` makes them).
@@ -61,6 +62,25 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
     if len(lengths) < cumulative.shape[1]:
         cumulative = cumulative.index_select(1, torch.tensor(lengths, device=cumulative.device) - 1)
     return cumulative.mul_(torch.exp(shift - id_lse)).add_(1).reciprocal_().mean(dim=1)
+
+
+def literal_activation_aware_score(logits: torch.Tensor, num_classes: int, score_step: int) -> torch.Tensor:
+    """The activation-aware score as the official code computes it, in ``logits``' own dtype: one softmax per
+    prefix over [ID | first n negatives], its ID part summed, the prefixes' shares averaged.
+
+    Args:
+        logits: [B, C + M] scaled logits, the ranked negatives after the C ID columns (float16 for the official
+            fp16 run: each softmax, sum and the mean are then rounded to float16 as there).
+        num_classes: C; score_step: prefix step k (official ``gamma``; 0 = one softmax over all M).
+
+    Returns:
+        [B] in ``logits``' dtype, higher = more in-distribution. One softmax per prefix: M of them for k = 1.
+    """
+    if score_step == 0:
+        return logits.softmax(dim=-1)[:, :num_classes].sum(dim=-1)
+    shares = [logits[:, :num_classes + n].softmax(dim=-1)[:, :num_classes].sum(dim=-1)
+              for n in prefix_lengths(logits.shape[1] - num_classes, score_step)]
+    return torch.stack(shares, dim=-1).mean(dim=-1)
 
 
 #: A row whose logits span this much or more takes float64 exponentials: within it, exp(-80) is still a normal

@@ -162,14 +162,11 @@ class TANL:
         # Only the rows that survive the cut to L are ever used: compute activations for those alone.
         keep_id = id_order[-self.memory_length:].to(self.device)
         keep_noise = noise_order[-self.memory_length:].to(self.device)
-        self._id_memory.fill(self._activations(self.id_text.index_select(0, keep_id)))
-        self._ood_memory.fill(self._activations(self.noise_features.index_select(0, keep_noise)))
+        self._id_memory.fill(self._initial_activations("id", keep_id))
+        self._ood_memory.fill(self._initial_activations("noise", keep_noise))
 
         self.selected = self._select(self._ood_memory.mean() - self._id_memory.mean())
-        pseudo_images = self.logit_scale * torch.cat([self.id_text, self.noise_features])
-        initial_scores = activation_aware_score(pseudo_images @ self.id_text.T,  # the columns scoring needs, only
-                                                pseudo_images @ self.corpus_text.index_select(0, self.selected).T,
-                                                self.score_step).float()
+        initial_scores = self._initial_scores()
         # zeros, not empty: the unused tail is then part of a deterministic initial state, bitwise the same after
         # any stream
         self._score_memory = torch.zeros(self.score_memory_length, dtype=torch.float32, device=self.device)
@@ -237,7 +234,7 @@ class TANL:
 
         id_mean, ood_mean = self._id_memory.mean(), self._ood_memory.mean()
         id_lse = id_logsumexp(logits[:, : self.num_classes])  # shared by both scores of this batch
-        memory_score = self._score(logits, self._select(ood_mean - id_mean), id_lse)
+        memory_score = self._memory_score(features, logits, self._select(ood_mean - id_mean), id_lse)
         self._remember_scores(memory_score)
         self._threshold = threshold = otsu_threshold(self._score_memory[: self._score_count])
         upper = threshold.double() + self.gap * (1 - threshold.double())
@@ -257,9 +254,29 @@ class TANL:
         blended_id = self._blend(id_mean, id_sum, id_rows.numel())
         blended_ood = self._blend(ood_mean, ood_sum, ood_rows.numel())
         self.selected = self._select(blended_ood - blended_id)
-        return pred, self._score(logits, self.selected, id_lse)
+        return pred, self._returned_score(features, logits, self.selected, id_lse)
 
     # ------------------------------------------------------------------ pieces
+    def _initial_activations(self, rows: str, keep: torch.Tensor) -> torch.Tensor:
+        """[len(keep), N] activations of the ``keep`` rows of the ID texts (``rows="id"``) or noise features."""
+        return self._activations((self.id_text if rows == "id" else self.noise_features).index_select(0, keep))
+
+    def _initial_scores(self) -> torch.Tensor:
+        """[C + K] scores of the ID texts and the noise features under the first selection (the score memory's
+        start)."""
+        pseudo_images = self.logit_scale * torch.cat([self.id_text, self.noise_features])
+        return activation_aware_score(pseudo_images @ self.id_text.T,  # the columns scoring needs, only
+                                      pseudo_images @ self.corpus_text.index_select(0, self.selected).T,
+                                      self.score_step).float()
+
+    def _memory_score(self, features, logits, selected, id_lse) -> torch.Tensor:
+        """The score that updates the threshold and picks the confident rows (before this batch's selection)."""
+        return self._score(logits, selected, id_lse)
+
+    def _returned_score(self, features, logits, selected, id_lse) -> torch.Tensor:
+        """The score ``step`` returns (under this batch's selection)."""
+        return self._score(logits, selected, id_lse)
+
     def _activations(self, features: torch.Tensor) -> torch.Tensor:
         """[R, D] embeddings -> [R, N]: the corpus part of the float32 softmax over [ID | whole corpus]."""
         scaled = self.logit_scale * features

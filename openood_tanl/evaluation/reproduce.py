@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 __all__ = ["PAPER_SETTING", "PAPER_RESULTS", "OFFICIAL_IMAGENET_CORPUS", "REPRODUCIBLE_BENCHMARKS",
            "compare_with_paper", "setting_differences"]
 
-#: What the paper ran: backbone, weights, methods (TANL with its paper preset), protocol, seeds, batch size.
-PAPER_SETTING = {"model": "ViT-B-16", "pretrained": "openai", "precision": "fp32", "templates": "official",
+#: What the paper ran: backbone, weights, precision (the official code's float16 model: ``official-fp16``), image
+#: transform, methods (TANL with its paper preset), protocol, seeds, batch size.
+PAPER_SETTING = {"model": "ViT-B-16", "pretrained": "openai", "precision": "official-fp16", "transform": "official",
+                 "templates": "official",
                  "methods": ("tanl", "mcm", "neglabel", "adaneg"), "protocol": "mixed", "seeds": (0, 1, 2),
                  "batch_size": 256}
 
@@ -102,12 +104,14 @@ def compare_with_paper(results: pd.DataFrame, benchmark: str) -> pd.DataFrame:
 
 
 def setting_differences(setting: Mapping, corpus: Mapping | None = None) -> list[str]:
-    """How a run's ``setting`` (model, pretrained, precision, templates, protocol, seeds, batch_size) and its
+    """How a run's ``setting`` (model, pretrained, precision, transform, templates, protocol, seeds, batch_size) and its
     ``corpus`` provenance differ from the paper's (one note each); empty when they do not."""
     notes = []
-    for key in ("model", "pretrained", "precision", "templates", "protocol", "batch_size"):
+    for key in ("model", "pretrained", "precision", "transform", "templates", "protocol", "batch_size"):
         if key in setting and setting[key] != PAPER_SETTING[key]:
-            fine = " (fine if it is a copy of the OpenAI weights)" if key == "pretrained" else ""
+            fine = {"pretrained": " (fine if it is a copy of the OpenAI weights)",
+                    "precision": " (the authors' numbers come from their float16 run: --precision official-fp16)",
+                    "transform": " (--transform official: short side to 256, bicubic, crop 224)"}.get(key, "")
             notes.append(f"{key} {setting[key]!r} (paper: {PAPER_SETTING[key]!r}){fine}")
     if "seeds" in setting and len(list(setting["seeds"])) != len(PAPER_SETTING["seeds"]):
         notes.append(f"{len(list(setting['seeds']))} seed(s) (paper setting: 3)")

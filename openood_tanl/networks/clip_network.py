@@ -14,16 +14,41 @@ from ..classnames import class_names, class_names_sha256
 from ..corpus import Corpus, load_corpus
 from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
+from .checkpoints import OPENAI_FORMS, checkpoint_form, read_openai_state_dict
 from .noise import noise_images
 from .text_encoding import TEXT_ENCODINGS, encode_class_texts, trims_exactly
+from .transforms import TRANSFORMS, build_transform, resolve_transform
 
-__all__ = ["CLIPNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES"]
+__all__ = ["CLIPNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES", "PRECISIONS",
+           "QuickGELUWarning"]
 
 #: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
 NOUN_TEMPLATE = "The nice {}."
 ADJECTIVE_TEMPLATE = "This is a {} photo."
 TEMPLATES = ("official", "openai-ensemble")
-PRECISIONS = ("fp32", "fp16")
+#: fp32; fp16 (CUDA): a half-precision model, features normalised in float32; official-fp16 (CUDA or CPU): the
+#: official run's numerics: a half-precision model, features normalised in float16 as the official code does,
+#: and TANL's fp16 scoring (``core.OfficialFP16TANL``).
+PRECISIONS = ("fp32", "fp16", "official-fp16")
+
+
+class QuickGELUWarning(UserWarning):
+    """The activation chosen for a model may not be the one its weights were trained with."""
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the image tower computes in: its first convolution's or linear layer's (a half-precision open_clip
+    model keeps norms and embeddings float32)."""
+    layer = next((m for m in model.visual.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    return layer.weight.dtype if layer is not None else next(model.visual.parameters()).dtype
+
+
+def normalise(features: torch.Tensor, official_fp16: bool) -> torch.Tensor:
+    """[R, D] -> L2-normalised float32: in float32, or (``official_fp16``) in the features' own dtype, as the
+    official code divides its fp16 features by their norm."""
+    if official_fp16:
+        return (features / features.norm(dim=-1, keepdim=True)).float()
+    return F.normalize(features.float(), dim=-1)
 
 
 class CLIPNetwork(nn.Module):
@@ -40,8 +65,10 @@ class CLIPNetwork(nn.Module):
     """
 
     def __init__(self, clip_model: nn.Module, id_text_features: torch.Tensor, corpus_text_features: torch.Tensor,
-                 noise_features: torch.Tensor, logit_scale: float, class_names: Sequence[str], corpus: Corpus):
+                 noise_features: torch.Tensor, logit_scale: float, class_names: Sequence[str], corpus: Corpus,
+                 precision: str = "fp32"):
         super().__init__()
+        self.precision = precision  # one of PRECISIONS: how features are computed and which TANL numerics run
         self.clip_model = clip_model
         self.register_buffer("id_text_features", id_text_features.float())
         self.register_buffer("corpus_text_features", corpus_text_features.float())
@@ -59,10 +86,10 @@ class CLIPNetwork(nn.Module):
         return torch.tensor([kind == "adjective" for kind in self.corpus.kinds], dtype=torch.bool)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] preprocessed images -> [B, D] L2-normalised float32 embeddings."""
-        dtype = next(self.clip_model.parameters()).dtype
-        features = self.clip_model.encode_image(images.to(dtype))
-        return F.normalize(features.float(), dim=-1)
+        """[B, 3, H, W] preprocessed images -> [B, D] L2-normalised float32 embeddings (normalised in float16 under
+        ``official-fp16``, so they hold float16 values)."""
+        features = self.clip_model.encode_image(images.to(model_dtype(self.clip_model)))
+        return normalise(features, self.precision == "official-fp16")
 
     def forward(self, x: torch.Tensor, return_feat: bool = False) -> torch.Tensor:
         features = self.encode_image(x)
@@ -71,20 +98,44 @@ class CLIPNetwork(nn.Module):
         return self.logit_scale * features @ self.id_text_features.T
 
 
-def _resolve_quick_gelu(model_name: str, pretrained: str | None, quick_gelu: bool | None) -> bool:
-    """QuickGELU is what OpenAI's weights were trained with: choose it for them, warn on a forced mismatch."""
+def _quick_gelu_tags(model_name: str) -> list[str]:
+    import open_clip
+
+    return [tag for tag in open_clip.list_pretrained_tags_by_model(model_name)
+            if open_clip.get_pretrained_cfg(model_name, tag).get("quick_gelu")]
+
+
+def _resolve_quick_gelu(model_name: str, pretrained: str | None, quick_gelu: bool | None,
+                        form: str | None = None) -> tuple[bool, str]:
+    """(QuickGELU or not, what decided it). QuickGELU is what OpenAI's weights were trained with: it is chosen where
+    the weights tell (a pretrained tag, an OpenAI checkpoint file ``form``); a forced mismatch warns, and so does a
+    local checkpoint whose activation cannot be known for a model some of whose tags need QuickGELU."""
     import open_clip
 
     if model_name.endswith("-quickgelu"):
-        return True
-    tag_config = open_clip.get_pretrained_cfg(model_name, pretrained) if pretrained else {}
-    wanted = bool(tag_config.get("quick_gelu", False)) if tag_config else None
+        return True, "the model name"
+    if form in OPENAI_FORMS:
+        wanted, told_by = True, f"the OpenAI checkpoint ({form})"
+    elif form is None and pretrained:
+        tag_config = open_clip.get_pretrained_cfg(model_name, pretrained)
+        wanted, told_by = bool(tag_config.get("quick_gelu", False)), f"the '{pretrained}' weights"
+    else:
+        wanted, told_by = None, None
     if quick_gelu is None:
-        return bool(wanted)
+        if wanted is not None:
+            return wanted, told_by
+        tags = _quick_gelu_tags(model_name) if form is not None else []
+        if tags:
+            warnings.warn(f"the local checkpoint {pretrained} does not say which activation {model_name} was trained "
+                          f"with: running GELU. Weights trained with QuickGELU (OpenAI's, and {model_name}'s "
+                          f"{', '.join(repr(t) for t in tags)} tags) need quick_gelu=True (--quick-gelu) or their "
+                          "features are wrong; pass quick_gelu=False (--no-quick-gelu) if GELU is right",
+                          QuickGELUWarning, stacklevel=4)
+        return False, "default (GELU)" + ("; the checkpoint does not tell" if form is not None else "")
     if wanted is not None and quick_gelu != wanted:
-        warnings.warn(f"quick_gelu={quick_gelu} but the '{pretrained}' weights of {model_name} were trained with "
-                      f"quick_gelu={wanted}: features will be degraded", UserWarning, stacklevel=3)
-    return quick_gelu
+        warnings.warn(f"quick_gelu={quick_gelu} but {told_by} of {model_name} were trained with "
+                      f"quick_gelu={wanted}: features will be degraded", QuickGELUWarning, stacklevel=4)
+    return bool(quick_gelu), f"quick_gelu={quick_gelu}"
 
 
 def _check_model(model_name: str, pretrained: str | None) -> None:
@@ -101,64 +152,109 @@ def _check_model(model_name: str, pretrained: str | None) -> None:
                          f"tags: {', '.join(tags) or 'none'}")
 
 
-def _load_clip(model_name: str, pretrained: str | None, device, precision: str, quick_gelu: bool | None,
-               weights_dir: str | None):
+def _open_clip_precision(precision: str) -> str:
+    return "fp16" if precision == "official-fp16" else precision
+
+
+def _load_clip(model_name: str, pretrained: str | None, device, precision: str, use_quick_gelu: bool,
+               weights_dir: str | None, form: str | None):
+    """(model in eval mode, open_clip's eval transform, tokenizer). OpenAI checkpoint files are read as open_clip's
+    OpenAI loader reads them (``checkpoints.read_openai_state_dict``) into the model ``model_name`` names."""
     import open_clip
 
     _check_model(model_name, pretrained)
-    use_quick_gelu = _resolve_quick_gelu(model_name, pretrained, quick_gelu)
+    openai_file = form in OPENAI_FORMS
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            model_name, pretrained=pretrained, device=device, precision=precision,
-            force_quick_gelu=use_quick_gelu, cache_dir=weights_dir)
+            model_name, pretrained=None if openai_file else pretrained, device="cpu" if openai_file else device,
+            precision=_open_clip_precision(precision), force_quick_gelu=use_quick_gelu, cache_dir=weights_dir)
     except RuntimeError as error:
         if "download" in str(error).lower():
             raise RuntimeError(
                 f"could not download the '{pretrained}' weights of {model_name} ({error}). Without internet, "
                 f"download the checkpoint on a machine that has it (open_clip.create_model('{model_name}', "
-                f"pretrained='{pretrained}') caches it) and pass its file path as pretrained='/path/to/checkpoint'"
-                + (" with quick_gelu=True (OpenAI weights)" if use_quick_gelu else "")) from error
+                f"pretrained='{pretrained}') caches it, or OpenAI's own {model_name}.pt archive) and pass its file "
+                "path as pretrained='/path/to/checkpoint'") from error
         raise
+    if openai_file:
+        try:
+            model.load_state_dict(read_openai_state_dict(pretrained))
+        except RuntimeError as error:
+            raise ValueError(f"the OpenAI checkpoint {pretrained} does not fit open_clip's {model_name}: "
+                             f"{' '.join(str(error).split())[:600]}; pass the model name of its architecture "
+                             "(e.g. ViT-B-16 for ViT-B-16.pt, RN50 for RN50.pt)") from None
+        model = model.to(device)
     return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
 
 
-def _noise_features(model, preprocess, cache: EmbeddingCache, model_key: dict, device, seed: int,
-                    normalize: bool) -> torch.Tensor:
+def _noise_features(model, normalisation, cache: EmbeddingCache, model_key: dict, device, seed: int,
+                    normalize: bool, official_fp16: bool) -> torch.Tensor:
     """[15, D] L2-normalised embeddings of the noise images (cached); CLIP's normalisation only when ``normalize``."""
     image_size = model.visual.image_size
-    normalisation = next((t for t in getattr(preprocess, "transforms", []) if type(t).__name__ == "Normalize"), None)
 
     def encode() -> torch.Tensor:
         images = noise_images(image_size if isinstance(image_size, int) else tuple(image_size), seed=seed)
         if normalize and normalisation is not None:
             images = normalisation(images)
         with torch.no_grad():
-            dtype = next(model.parameters()).dtype
-            return F.normalize(model.encode_image(images.to(device, dtype)).float(), dim=-1).cpu()
+            features = model.encode_image(images.to(device, model_dtype(model)))
+            return normalise(features, official_fp16).cpu()
 
     key = {**model_key, "kind": "noise", "seed": seed, "normalized": normalize, "image_size": str(image_size)}
     return cache.get_or_compute("noise", key, encode)
 
 
-def _weights_identity(pretrained: str | None) -> dict:
+def _weights_identity(pretrained: str | None, form: str | None = None) -> dict:
     if pretrained and os.path.isfile(pretrained):
         stat = os.stat(pretrained)
-        return {"file": os.path.abspath(pretrained), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        identity = {"file": os.path.abspath(pretrained), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {**identity, "form": form} if form else identity
     return {"tag": pretrained}
+
+
+def _text_bank(model, tokenizer, plan: "TextBankPlan", cache: EmbeddingCache, device, batch_size: int,
+               official_fp16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """([C, D] ID class texts, [N, D] corpus texts), each word list as read encoded (and cached) once."""
+    # the official bits under official-fp16: every prompt at the full context, as the official code encodes it
+    encoding = TEXT_ENCODINGS[0] if trims_exactly(model) and not official_fp16 else TEXT_ENCODINGS[1]
+
+    def encoded(kind: str, names_: Sequence[str], templates_: Sequence[str]) -> torch.Tensor:
+        key = {**plan.model_key, "kind": kind, "templates": list(templates_), "words": fingerprint(list(names_)),
+               "encoding": encoding}
+
+        def encode() -> torch.Tensor:
+            print(f"encoding {len(names_)} {kind} x {len(templates_)} template(s) ({encoding})")
+            return encode_class_texts(model, tokenizer, names_, templates_, device, batch_size, kind,
+                                      full_context=official_fp16)[0]
+
+        return cache.get_or_compute(kind, key, encode)
+
+    words = plan.corpus
+    id_text = encoded("id-classes", plan.names, plan.templates["classes"])
+    corpus_text = torch.empty(len(words.words), id_text.shape[1])
+    for kind, read in (("noun", words.input_nouns), ("adjective", words.input_adjectives)):
+        rows = [i for i, k in enumerate(words.kinds) if k == kind]
+        if rows:  # every word as read is encoded (and cached) once; the class names only select the rows
+            row_of = {word: row for row, word in enumerate(read)}
+            texts = encoded(f"{kind}s", read, plan.templates[f"{kind}s"])
+            corpus_text[rows] = texts[[row_of[words.words[i]] for i in rows]]
+    return id_text, corpus_text
 
 
 def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
                    corpus: str | os.PathLike = "wordnet", device: str | torch.device = "cpu",
                    cache_dir: str | os.PathLike | None = None, *, corpus_rules: str = "official",
-                   templates: str = "official",
+                   templates: str = "official", transform: str = "auto", benchmark: str | None = None,
                    precision: str = "fp32", quick_gelu: bool | None = None, noise_seed: int = 0,
                    normalize_noise: bool = False, batch_size: int = 256,
                    model_config: str | os.PathLike | None = None):
-    """Build the CLIP OOD network and its eval transform.
+    """Build the CLIP OOD network and its image transform.
 
     Args:
         model_name: an open_clip model name (default ViT-B-16, the paper's backbone).
-        pretrained: an open_clip pretrained tag (default OpenAI weights) or a local checkpoint path; None = random.
+        pretrained: an open_clip pretrained tag (default OpenAI weights) or a local checkpoint file: OpenAI's
+            TorchScript archive (``ViT-B-16.pt``), a state dict taken from it, a state dict, ``{"state_dict": ...}``
+            or ``.safetensors``; None = random weights.
         id_classes: 'imagenet', 'imagenet-disambiguated', 'imagenet200', 'cifar10', 'cifar100', a list of names or a
             text file (one a line); see ``openood_tanl.classnames``.
         corpus: 'wordnet' (shipped, NegLabel's WordNet rule), 'wordnet-all-lemmas', a folder in NegLabel's layout
@@ -168,56 +264,50 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         cache_dir: text-bank cache folder (default ``default_cache_dir()``).
         templates: 'official' ("The nice {}." for classes and nouns, "This is a {} photo." for adjectives) or
             'openai-ensemble' (open_clip's OpenAI ImageNet templates for classes and nouns, averaged).
-        precision: 'fp32', or 'fp16' on CUDA.
-        quick_gelu: None chooses QuickGELU for weights trained with it (OpenAI's); pass True for a local copy of
-            OpenAI weights.
+        transform: 'auto' (the official transform for the official benchmarks and class sets, open_clip's for any
+            other), 'official' (RGB, short side to 256 bicubic, centre crop 224, CLIP mean/std; 224 -> 224 for
+            CIFAR) or 'open_clip' (open_clip's eval transform); see ``networks.transforms``.
+        benchmark: the benchmark the images come from, when known ('four-ood', 'imagenet', ...): decides 'auto'.
+        precision: 'fp32'; 'fp16' (CUDA: a half-precision model, features normalised in float32); 'official-fp16'
+            (CUDA or CPU: the official run's numerics, see ``PRECISIONS``).
+        quick_gelu: None chooses it where the weights tell (a pretrained tag, an OpenAI checkpoint file) and warns
+            where a local checkpoint cannot tell for a model some of whose tags need it; True/False forces it.
         noise_seed: seeds the 15 noise images; normalize_noise: apply CLIP's mean/std to them (the official code
             does not).
         batch_size: texts encoded per forward pass.
         model_config: an open_clip model-config JSON to register first (custom architectures).
 
-    Everything that can fail without the model (class names, corpus, model name, weights tag, templates,
-    precision) is checked first, by ``plan_text_bank``; the text bank's cache is keyed by each word list as read
-    (before it is matched against the class names), so another class list re-encodes only the class names.
+    Everything that can fail without the model (class names, corpus, model name, weights tag or file, templates,
+    transform, precision) is checked first, by ``plan_text_bank``; the text bank's cache is keyed by each word
+    list as read (before it is matched against the class names), so another class list re-encodes only the class
+    names.
 
     Returns:
-        (network, preprocess): a ``CLIPNetwork`` in eval mode and the eval transform (bicubic resize, center
-        crop, CLIP mean/std), usable as OpenOOD's ``preprocessor``.
+        (network, preprocess): a ``CLIPNetwork`` in eval mode and the image transform, usable as OpenOOD's
+        ``preprocessor`` (``network.provenance["image_transform"]`` says which).
     """
     device = torch.device(device)
-    if precision != "fp32" and device.type != "cuda":
-        raise ValueError(f"precision '{precision}' needs a CUDA device; use precision='fp32' on {device}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a CUDA device; use 'fp32' or 'official-fp16' on {device}")
     plan = plan_text_bank(model_name, pretrained, id_classes, corpus, corpus_rules=corpus_rules, templates=templates,
-                          precision=precision, quick_gelu=quick_gelu, noise_seed=noise_seed,
-                          normalize_noise=normalize_noise, model_config=model_config)
+                          transform=transform, benchmark=benchmark, precision=precision, quick_gelu=quick_gelu,
+                          noise_seed=noise_seed, normalize_noise=normalize_noise, model_config=model_config)
     names, words, model_key = plan.names, plan.corpus, plan.model_key
     print(words.report())
-    model, preprocess, tokenizer = _load_clip(model_name, pretrained, device, precision, quick_gelu,
-                                              os.fspath(cache_dir) if cache_dir else None)
+    model, open_clip_preprocess, tokenizer = _load_clip(
+        model_name, pretrained, device, precision, model_key["quick_gelu"],
+        os.fspath(cache_dir) if cache_dir else None, model_key["weights"].get("form"))
+    preprocess, _ = build_transform(plan.provenance["image_transform"]["name"], id_classes, model.visual.image_size,
+                                    open_clip_preprocess, benchmark)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
-    encoding = TEXT_ENCODINGS[0] if trims_exactly(model) else TEXT_ENCODINGS[1]
-
-    def text_bank(kind: str, names_: Sequence[str], templates_: Sequence[str]) -> torch.Tensor:
-        key = {**model_key, "kind": kind, "templates": list(templates_), "words": fingerprint(list(names_)),
-               "encoding": encoding}
-
-        def encode() -> torch.Tensor:
-            print(f"encoding {len(names_)} {kind} x {len(templates_)} template(s) ({encoding})")
-            return encode_class_texts(model, tokenizer, names_, templates_, device, batch_size, kind)[0]
-
-        return cache.get_or_compute(kind, key, encode)
-
-    id_text = text_bank("id-classes", names, plan.templates["classes"])
-    corpus_text = torch.empty(len(words.words), id_text.shape[1])
-    for kind, read in (("noun", words.input_nouns), ("adjective", words.input_adjectives)):
-        rows = [i for i, k in enumerate(words.kinds) if k == kind]
-        if rows:  # every word as read is encoded (and cached) once; the class names only select the rows
-            row_of = {word: row for row, word in enumerate(read)}
-            encoded = text_bank(f"{kind}s", read, plan.templates[f"{kind}s"])
-            corpus_text[rows] = encoded[[row_of[words.words[i]] for i in rows]]
-
-    noise = _noise_features(model, preprocess, cache, model_key, device, noise_seed, normalize_noise)
-    network = CLIPNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words)
+    official_fp16 = precision == "official-fp16"
+    id_text, corpus_text = _text_bank(model, tokenizer, plan, cache, device, batch_size, official_fp16)
+    normalisation = next((t for t in getattr(open_clip_preprocess, "transforms", [])
+                          if type(t).__name__ == "Normalize"), None)
+    noise = _noise_features(model, normalisation, cache, model_key, device, noise_seed, normalize_noise,
+                            official_fp16)
+    network = CLIPNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words,
+                          precision)
     network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
     network.provenance = plan.provenance
     return network.to(device).eval(), preprocess
@@ -230,22 +320,32 @@ class TextBankPlan(NamedTuple):
     corpus: Corpus
     templates: dict[str, list[str]]  # "classes", "nouns", "adjectives" -> prompt templates
     model_key: dict  # identifies the image encoder
-    provenance: dict  # what a result file records about the text bank
+    provenance: dict  # what a result file records about the text bank and the image side
+
+
+def _image_size(model_name: str):
+    import open_clip
+
+    config = open_clip.get_model_config(model_name) or {}
+    return (config.get("vision_cfg") or {}).get("image_size", 224)
 
 
 def plan_text_bank(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
                    corpus: str | os.PathLike = "wordnet", *, corpus_rules: str = "official",
-                   templates: str = "official", precision: str = "fp32", quick_gelu: bool | None = None,
-                   noise_seed: int = 0, normalize_noise: bool = False,
-                   model_config: str | os.PathLike | None = None) -> TextBankPlan:
+                   templates: str = "official", transform: str = "auto", benchmark: str | None = None,
+                   precision: str = "fp32", quick_gelu: bool | None = None, noise_seed: int = 0,
+                   normalize_noise: bool = False, model_config: str | os.PathLike | None = None) -> TextBankPlan:
     """Check ``create_network``'s arguments and describe its text bank without loading a model (seconds: the
-    class names, the corpus and open_clip's model and weights tables). Arguments as ``create_network``."""
+    class names, the corpus, open_clip's model and weights tables, a checkpoint file's form). Arguments as
+    ``create_network``."""
     import open_clip
 
     if templates not in TEMPLATES:
         raise ValueError(f"templates must be one of {TEMPLATES}, got '{templates}'")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, got '{transform}'")
     if model_config is not None:
         if not Path(model_config).is_file():
             raise FileNotFoundError(f"model_config {model_config} does not exist (an open_clip model-config JSON)")
@@ -259,12 +359,18 @@ def plan_text_bank(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
         class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
     prompts = {"classes": list(class_templates), "nouns": list(noun_templates), "adjectives": [ADJECTIVE_TEMPLATE]}
-    model_key = {"model": model_name, "weights": _weights_identity(pretrained),
-                 "quick_gelu": _resolve_quick_gelu(model_name, pretrained, quick_gelu), "precision": precision}
+    form = checkpoint_form(pretrained) if pretrained and os.path.isfile(pretrained) else None
+    use_quick_gelu, chosen_by = _resolve_quick_gelu(model_name, pretrained, quick_gelu, form)
+    model_key = {"model": model_name, "weights": _weights_identity(pretrained, form), "quick_gelu": use_quick_gelu,
+                 "precision": precision}
+    transform_name = resolve_transform(transform, id_classes, benchmark)
+    image_transform = {"name": "open_clip"} if transform_name == "open_clip" else \
+        build_transform("official", id_classes, _image_size(model_name), None, benchmark)[1]
     provenance = {
         "package": {"name": "openood-tanl", "version": __version__},
-        "backbone": model_name, "pretrained": model_key["weights"], "quick_gelu": model_key["quick_gelu"],
-        "precision": precision,
+        "backbone": model_name, "pretrained": model_key["weights"], "quick_gelu": use_quick_gelu,
+        "activation": {"name": "QuickGELU" if use_quick_gelu else "GELU", "chosen_by": chosen_by},
+        "precision": precision, "image_transform": {**image_transform, "asked": transform},
         "class_names": {"set": os.fspath(id_classes) if isinstance(id_classes, (str, os.PathLike)) else "list",
                         "count": len(names), "sha256": class_names_sha256(names)},
         "corpus": words.provenance(),

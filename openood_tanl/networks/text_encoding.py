@@ -79,10 +79,13 @@ def encode_prompts(model, tokenizer, prompts: Sequence[str], device, batch_size:
 
 @torch.no_grad()
 def encode_class_texts(model, tokenizer, names: Sequence[str], templates: Sequence[str], device,
-                       batch_size: int = 256, description: str = "texts") -> tuple[torch.Tensor, str]:
+                       batch_size: int = 256, description: str = "texts",
+                       full_context: bool = False) -> tuple[torch.Tensor, str]:
     """[len(names), D] text embeddings: each name through every template, averaged, L2-normalised (what open_clip's
-    ``build_zero_shot_classifier`` computes), and which of ``TEXT_ENCODINGS`` computed them."""
-    if not trims_exactly(model):
+    ``build_zero_shot_classifier`` computes), and which of ``TEXT_ENCODINGS`` computed them. ``full_context`` (or a
+    tower that cannot be trimmed) runs ``build_zero_shot_classifier`` itself: every prompt at the full context,
+    normalised, averaged and normalised again in the model's dtype, as the official code does (its float16 bits)."""
+    if full_context or not trims_exactly(model):
         from open_clip import build_zero_shot_classifier
 
         weights = build_zero_shot_classifier(model, tokenizer, list(names), list(templates),

@@ -30,8 +30,8 @@ NETWORKS = ("clip_tanl",)
 EVALUATORS = ("test_time",)
 
 #: ``network:`` keys of ours -> ``create_network`` arguments (OpenOOD's own keys, e.g. num_gpus, are ignored).
-NETWORK_KEYS = ("model", "weights", "id_classes", "corpus", "corpus_rules", "cache_dir", "templates", "precision",
-                "quick_gelu", "noise_seed", "normalize_noise", "batch_size", "model_config")
+NETWORK_KEYS = ("model", "weights", "id_classes", "corpus", "corpus_rules", "cache_dir", "templates", "transform",
+                "precision", "quick_gelu", "noise_seed", "normalize_noise", "batch_size", "model_config")
 
 _WRAPPER_FLAG = "_openood_tanl_wrapper"
 
@@ -193,8 +193,8 @@ def network_from_config(network_config):
 
     Keys: ``model`` (open_clip name), ``weights`` (pretrained tag or checkpoint path; OpenOOD's own ``pretrained``
     and ``checkpoint`` keys are ignored), ``id_classes``, ``corpus``, ``corpus_rules``, ``cache_dir``, ``templates``,
-    ``precision``, ``quick_gelu``, ``noise_seed``, ``normalize_noise``, ``batch_size``, ``model_config``, and
-    ``device`` (default: CUDA when ``num_gpus`` > 0 and available, else CPU).
+    ``transform``, ``precision``, ``quick_gelu``, ``noise_seed``, ``normalize_noise``, ``batch_size``,
+    ``model_config``, and ``device`` (default: CUDA when ``num_gpus`` > 0 and available, else CPU).
     """
     import torch
 

@@ -280,3 +280,25 @@ def test_reproduce_sets_paper_and_ours_side_by_side(workspace, four_ood_root, ca
     assert f"model '{TINY_MODEL}'" in differences and "corpus" in differences
     markdown = (out / "reproduce.md").read_text()
     assert "| tanl | mean | FPR@95 | 9.81 |" in markdown and f"config {record['config_id']}" in markdown
+
+
+def test_reproduce_runs_the_authors_float16_numerics_with_the_official_transform(workspace, four_ood_root, capsys):
+    root, common = workspace
+    settings = dict(zip(common[::2], common[1::2]))
+    for key in ("--id-classes", "--data-root"):
+        settings.pop(key)
+    out = root / "reproduce-fp16"
+    args = ["reproduce", "--benchmark", "four-ood", "--data-root", str(four_ood_root), "--methods", "tanl",
+            "--seeds", "0", "--precision", "official-fp16", *[item for pair in settings.items() for item in pair],
+            "--out", str(out)]
+    assert cli.main(args) == 0
+    record = _record(out / "reproduce.run.json")
+    benchmark = next(iter(record["benchmarks"].values()))["text_bank"]
+    assert benchmark["precision"] == "official-fp16"
+    assert benchmark["image_transform"]["name"] == "official" and benchmark["image_transform"]["resize"] == 37
+    differences = " ".join(record["reproduce"]["differences_from_paper"])
+    assert "precision" not in differences and "transform" not in differences
+    scores = pd.read_csv(out / "reproduce-results.csv")
+    assert scores[scores["method"] == "tanl"]["AUROC"].notna().all()
+    cached = list((root / "cache" / "features").glob("*/manifest.json"))
+    assert any("Resize(size=37" in path.read_text() for path in cached)  # encoded with the official transform

@@ -66,9 +66,13 @@ def test_every_paper_number_has_a_convention():
 
 
 def test_setting_differences_name_what_is_not_the_papers():
-    paper = {"model": "ViT-B-16", "pretrained": "openai", "precision": "fp32", "templates": "official",
-             "protocol": "mixed", "seeds": [0, 1, 2], "batch_size": 256}
+    paper = {"model": "ViT-B-16", "pretrained": "openai", "precision": "official-fp16", "transform": "official",
+             "templates": "official", "protocol": "mixed", "seeds": [0, 1, 2], "batch_size": 256}
     assert setting_differences(paper, OFFICIAL_IMAGENET_CORPUS) == []
+    assert setting_differences({**paper, "precision": "fp32", "transform": "open_clip"}) == [
+        "precision 'fp32' (paper: 'official-fp16') (the authors' numbers come from their float16 run: --precision "
+        "official-fp16)",
+        "transform 'open_clip' (paper: 'official') (--transform official: short side to 256, bicubic, crop 224)"]
     notes = setting_differences({**paper, "model": "ViT-L-14", "seeds": [0]},
                                 {"source": "wordnet", "words": 70350, "sha256": "0" * 64})
     assert notes[0] == "model 'ViT-L-14' (paper: 'ViT-B-16')"

@@ -128,8 +128,8 @@ def test_another_class_list_encodes_only_the_class_names(built, checkpoint, corp
     encoded = []
     original = clip_network.encode_class_texts
     monkeypatch.setattr(clip_network, "encode_class_texts",
-                        lambda model, tokenizer, names, *a: encoded.append(list(names)) or original(model, tokenizer,
-                                                                                                   names, *a))
+                        lambda model, tokenizer, names, *a, **kw: encoded.append(list(names))
+                        or original(model, tokenizer, names, *a, **kw))
     other, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES[:3], corpus_dir, "cpu", cache)
     assert encoded == [CLASSES[:3]]  # the word lists come from the cache: the class names only select rows
     assert other.id_text_features.shape[0] == 3
@@ -167,13 +167,13 @@ def test_offline_download_failure_says_how_to_pass_a_checkpoint():
 def test_quick_gelu_follows_the_weights():
     from openood_tanl.networks.clip_network import _resolve_quick_gelu
 
-    assert _resolve_quick_gelu("ViT-B-16", "openai", None) is True
-    assert _resolve_quick_gelu("ViT-B-16", "laion2b_s34b_b88k", None) is False
+    assert _resolve_quick_gelu("ViT-B-16", "openai", None) == (True, "the 'openai' weights")
+    assert _resolve_quick_gelu("ViT-B-16", "laion2b_s34b_b88k", None)[0] is False
     with pytest.warns(UserWarning, match="trained with quick_gelu=True"):
-        assert _resolve_quick_gelu("ViT-B-16", "openai", False) is False
+        assert _resolve_quick_gelu("ViT-B-16", "openai", False)[0] is False
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert _resolve_quick_gelu("ViT-B-16", "openai", True) is True
+        assert _resolve_quick_gelu("ViT-B-16", "openai", True) == (True, "quick_gelu=True")
 
 
 @pytest.mark.slow
