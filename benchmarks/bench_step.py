@@ -6,6 +6,7 @@ alternate, and the medians are compared, so load on the machine hits both alike.
 
     python benchmarks/bench_step.py                 # CPU, paper setting
     python benchmarks/bench_step.py --device cuda   # GPU (synchronised timings)
+    python benchmarks/bench_step.py --precision official-fp16 --reps 4   # the authors' float16 numerics
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import time
 import torch
 
 from openood_tanl import TANL
+from openood_tanl.core import OfficialFP16TANL
 from openood_tanl.synthetic import make_bank, make_stream
 
 
@@ -41,14 +43,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 0])
     parser.add_argument("--reps", type=int, default=12)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "official-fp16"),
+                        help="official-fp16: OfficialFP16TANL on float16-valued embeddings (its per-prefix loop)")
     args = parser.parse_args()
     device = torch.device(args.device)
 
     bank = make_bank(args.classes, args.corpus, args.dim, seed=0)
-    id_text, corpus, noise = (t.to(device) for t in (bank.id_text, bank.corpus_text, bank.noise_features))
+    half = args.precision == "official-fp16"
+    engine_class = OfficialFP16TANL if half else TANL
+    id_text, corpus, noise = (t.to(device).half().float() if half else t.to(device)
+                              for t in (bank.id_text, bank.corpus_text, bank.noise_features))
     features, _, _ = make_stream(bank, num_id=args.batch * (args.reps + 2) * 3 // 4,
                                  num_ood=args.batch * (args.reps + 2) // 4, seed=1)
-    batches = [b.to(device) for b in features.split(args.batch)]
+    batches = [b.to(device).half().float() if half else b.to(device) for b in features.split(args.batch)]
     text = torch.cat([id_text, corpus])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -58,11 +65,11 @@ def main() -> None:
         torch.topk(probs[0, args.classes:], args.negatives)
 
     print(f"device={device} threads={torch.get_num_threads()} C={args.classes} N={args.corpus} D={args.dim} "
-          f"B={args.batch} M={args.negatives}")
+          f"B={args.batch} M={args.negatives} engine={engine_class.__name__}")
     print(f"{'L':>6} {'step':>4} {'floor ms':>9} {'step ms':>8} {'ratio':>6}")
     for memory in args.memory:
         for score_step in args.steps:
-            engine = TANL(id_text, corpus, noise, num_negatives=args.negatives, memory_length=memory,
+            engine = engine_class(id_text, corpus, noise, num_negatives=args.negatives, memory_length=memory,
                           score_step=score_step)
             floor(batches[0]), engine.step(batches[0])  # warm-up
             floors, steps = [], []
