@@ -99,9 +99,10 @@ def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], pro
 
 
 def config_id(record: Mapping) -> str:
-    """12 hex digits of the SHA-256 of the record without its volatile fields (time, command line, files)."""
+    """``cfg-`` and 12 hex digits of the SHA-256 of the record without its volatile fields (time, command line,
+    files); the prefix keeps CSV readers (pandas) from taking an all-digit hash for a number."""
     stable = {k: v for k, v in record.items() if k not in _VOLATILE}
-    return hashlib.sha256(json.dumps(_jsonable(stable), sort_keys=True).encode()).hexdigest()[:12]
+    return "cfg-" + hashlib.sha256(json.dumps(_jsonable(stable), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def write_run_record(path: str | Path, record: Mapping, files: Iterable[str | Path] = ()) -> Path:
