@@ -424,7 +424,8 @@ def cmd_eval(args) -> None:
     record = _record({label: method}, {job.name: job.plan.provenance}, args)
     settings = "".join(f"-{key}{re.sub(r'[^A-Za-z0-9.+_-]', '_', str(value))}"
                        for key, value in sorted(overrides.items()))
-    stem = f"{label}{settings}-{Path(args.benchmark).stem}-{args.protocol}"
+    benchmark_name = re.sub(r"[^A-Za-z0-9.+_-]", "_", job.name)  # a spec's own name:, not its file's
+    stem = f"{label}{settings}-{benchmark_name}-{args.protocol}"
     claim_outputs(out, stem, [f"{stem}.csv", f"{stem}-per-seed.csv"], record, args.overwrite)
     trace_record = None
     if args.trace is not None:

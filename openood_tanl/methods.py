@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 __all__ = ["Method", "MethodConfig", "METHODS", "list_methods", "get_method", "configure", "create_engine",
+           "preset_settings", "translate_official_names",
            "create_lockstep",
            "config_root", "method_config_path", "check_keys", "SECTION_KEYS"]
 
@@ -115,6 +116,8 @@ class Method:
         build: ``build(engine_class, bank, **hyperparameters) -> engine``.
         config: the shipped YAML's file stem under ``configs/postprocessors/`` (default: ``name``).
         selects_negatives: whether NegLabel's selection (``num_negatives``, ``percentile``) comes first.
+        preset_of: for a preset, the method it sets (``tanl_official`` of ``tanl``): the hyperparameters where
+            their shipped settings differ are what the preset's name stands for (``preset_settings``).
     """
 
     name: str
@@ -123,6 +126,7 @@ class Method:
     build: Callable = field(repr=False)
     config: str = ""
     selects_negatives: bool = False
+    preset_of: str = ""
 
     @property
     def engine_class(self) -> type:
@@ -159,7 +163,7 @@ class Method:
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("tanl", "TANL (CVPR 2026), the paper's setting", "openood_tanl.core.tanl:TANL", _with_corpus),
     Method("tanl_official", "TANL with the authors' shipped script (alpha 0.0, gap 0.5)",
-           "openood_tanl.core.tanl:TANL", _with_corpus),
+           "openood_tanl.core.tanl:TANL", _with_corpus, preset_of="tanl"),
     Method("mcm", "MCM (NeurIPS 2022): max softmax over the ID classes", "openood_tanl.core.mcm:MCM", _id_only),
     Method("neglabel", "NegLabel (ICLR 2024): grouped score against selected negatives",
            "openood_tanl.core.neglabel:NegLabel", _with_selection, selects_negatives=True),
@@ -176,6 +180,16 @@ def _shipped_args(config: str) -> dict:
     return dict(section.get("postprocessor_args") or {})
 
 
+def preset_settings(name: str) -> dict[str, Any]:
+    """What the name of preset ``name`` stands for: its settings where they differ from the method it sets
+    (``tanl_official`` -> ``{'gap': 0.5, 'alpha': 0.0}``); ``{}`` for a method that is no preset."""
+    entry = get_method(name)
+    if not entry.preset_of:
+        return {}
+    base = get_method(entry.preset_of).settings()
+    return {key: value for key, value in entry.settings().items() if base.get(key) != value}
+
+
 def list_methods() -> list[str]:
     """The registry names, sorted."""
     return sorted(METHODS)
@@ -188,6 +202,32 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
                          + f"; choose one of {', '.join(list_methods())}")
     return METHODS[name]
+
+
+def translate_official_names(name: str, section: Mapping[str, Any]) -> tuple[dict, dict[str, str]]:
+    """An OpenOOD ``postprocessor`` section of method ``name`` with the official code's key names (``tau``,
+    ``beta``, ...) in ``postprocessor_args`` and ``postprocessor_sweep`` (``tau_list``) renamed to ours; returns
+    (the section, {official: ours}). A key given under both names is a ValueError. For OpenOOD's own YAML files,
+    where the official names are the right ones; ours (``configure``) refuse them."""
+    method = get_method(name)
+    ours_of = {official.key: ours for ours, official in method.official_names.items()
+               if official.key is not None and official.key != ours and official.key not in method.official_names}
+    section, translated = dict(section), {}
+    for part, suffix in (("postprocessor_args", ""), ("postprocessor_sweep", "_list")):
+        values = dict(section.get(part) or {})
+        for key in list(values):
+            official = key[: -len(suffix)] if suffix and key.endswith(suffix) else key
+            if official not in ours_of:
+                continue
+            ours = ours_of[official] + suffix
+            if ours in values:
+                raise ValueError(f"{name} config, {part}: both '{key}' (the official name) and '{ours}' are set; "
+                                 "keep one")
+            values[ours] = values.pop(key)
+            translated[key] = ours
+        if part in section:
+            section[part] = values
+    return section, translated
 
 
 def check_keys(keys, valid: Mapping[str, Any], where: str, official_names: Mapping[str, Any]) -> None:

@@ -66,8 +66,11 @@ def method_record(method) -> dict:
     hyperparameters = getattr(method, "hyperparameters", None)
     if hyperparameters is None:
         hyperparameters = getattr(method, "args", {})
-    return {"method": getattr(method, "name", type(method).__name__),
-            "hyperparameters": _jsonable(dict(hyperparameters))}
+    record = {"method": getattr(method, "name", type(method).__name__),
+              "hyperparameters": _jsonable(dict(hyperparameters))}
+    if getattr(method, "translated_names", None):  # official key names read from an OpenOOD config
+        record["translated_from_official_names"] = dict(method.translated_names)
+    return record
 
 
 def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], protocol: str, seeds: Iterable[int],

@@ -91,11 +91,35 @@ class CLIPNetwork(nn.Module):
         features = self.clip_model.encode_image(images.to(model_dtype(self.clip_model)))
         return normalise(features, self.precision == "official-fp16")
 
-    def forward(self, x: torch.Tensor, return_feat: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_feat: bool = False, return_feature: bool = False,
+                return_feature_list: bool = False):
+        """[B, C] ID logits; ``return_feat``: the [B, D] L2-normalised image embeddings (what our postprocessors
+        read); OpenOOD's conventions for its feature-based postprocessors (KNN, ViM, MDS, ...):
+        ``return_feature`` gives (logits, embeddings), ``return_feature_list`` (logits, [embeddings])."""
         features = self.encode_image(x)
         if return_feat:
             return features
-        return self.logit_scale * features @ self.id_text_features.T
+        logits = self.logit_scale * features @ self.id_text_features.T
+        if return_feature:
+            return logits, features
+        if return_feature_list:
+            return logits, [features]
+        return logits
+
+    def get_fc(self):
+        """OpenOOD's classifier-head accessor: (weight [C, D], bias [C]) as numpy, ``logits = features @ W.T + b``
+        (W = logit_scale * the ID text embeddings, b = 0)."""
+        layer = self.get_fc_layer()
+        return layer.weight.detach().cpu().numpy(), layer.bias.detach().cpu().numpy()
+
+    def get_fc_layer(self) -> nn.Linear:
+        """The ID logits as an ``nn.Linear`` over the image embeddings (OpenOOD's ``get_fc_layer``)."""
+        classes, dim = self.id_text_features.shape
+        layer = nn.Linear(dim, classes, device=self.id_text_features.device)
+        with torch.no_grad():
+            layer.weight.copy_(self.logit_scale * self.id_text_features)
+            layer.bias.zero_()
+        return layer.requires_grad_(False)
 
 
 def _quick_gelu_tags(model_name: str) -> list[str]:

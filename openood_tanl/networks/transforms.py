@@ -15,7 +15,7 @@ import os
 from typing import Callable
 
 __all__ = ["TRANSFORMS", "OFFICIAL_PRE_SIZE_RATIO", "resolve_transform", "build_transform", "ConvertRGB",
-           "transform_family"]
+           "transform_family", "open_clip_eval_transform"]
 
 #: ``create_network(transform=...)`` / ``--transform``.
 TRANSFORMS = ("auto", "official", "open_clip")
@@ -79,6 +79,22 @@ def build_transform(name: str, id_classes, image_size, open_clip_preprocess: Cal
                            T.Normalize(mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)])
     return transform, {"name": "official", "family": family, "resize": pre_size, "crop": size,
                        "interpolation": "bicubic", "mean": list(OPENAI_DATASET_MEAN), "std": list(OPENAI_DATASET_STD)}
+
+
+def open_clip_eval_transform(model_name: str, pretrained: str | None = None) -> Callable:
+    """open_clip's eval transform for ``model_name`` (and its pretrained tag's preprocessing, when ``pretrained``
+    is one) without building the model: what ``create_network`` returns for ``transform='open_clip'``."""
+    from dataclasses import asdict
+
+    import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+    config = open_clip.get_model_config(model_name) or {}
+    settings = merge_preprocess_dict(asdict(PreprocessCfg()), config.get("preprocess_cfg", {}))
+    if pretrained and not os.path.isfile(pretrained):
+        settings = merge_preprocess_dict(settings, open_clip.get_pretrained_cfg(model_name, pretrained))
+    settings["size"] = (config.get("vision_cfg") or {}).get("image_size", settings["size"])
+    return image_transform_v2(PreprocessCfg(**settings), is_train=False)
 
 
 def _steps(transform: Callable) -> list[str]:

@@ -8,7 +8,8 @@
   their OpenOOD-free parts.
 * ``registration``: the OpenOOD lookups we wrap so our names resolve (``apply``, ``restore``), and our network for
   OpenOOD's ``network:`` config section.
-* ``datasets``: OpenOOD v1.5's benchmark definitions; ``main``: ``python -m openood_tanl.openood.main``.
+* ``datasets``: OpenOOD v1.5's benchmark definitions; ``main``: ``python -m openood_tanl.openood.main`` and
+  ``cpu_only()`` (OpenOOD's hard-coded ``.cuda()`` as no-ops, for a block, on a machine without CUDA).
 """
 from .._lazy import lazy_exports
 
@@ -19,6 +20,7 @@ _EXPORTS = {
     "POSTPROCESSORS": ".postprocessors", "TestTimeEvaluator": ".evaluators", "TestTimeOODEvaluator": ".evaluators",
     "apply": ".registration", "restore": ".registration", "register": ".registration",
     "network_from_config": ".registration", "NETWORKS": ".registration", "EVALUATORS": ".registration",
+    "cpu_only": ".main", "StreamStateWarning": ".postprocessors",
 }
 _SUBMODULES = ("datasets", "evaluator_support", "evaluators", "main", "postprocessors", "registration")
 __all__ = list(_EXPORTS)

@@ -51,8 +51,10 @@ from ..evaluation.streams import score_stream
 from .evaluator_support import (
     OPENOOD_COLUMNS,
     RULE,
+    check_network_fits,
     concat_id_sets,
     encode_loader,
+    evaluator_settings,
     openood_table,
     print_table,
     replay,
@@ -88,6 +90,8 @@ class TestTimeEvaluator(Evaluator):
                  batch_size: int = 200, shuffle: bool = False, num_workers: int = 4, *,
                  protocol: str = "mixed", seeds: Iterable[int] = (0,), order: Sequence[str] | None = None,
                  stream_batch_size: int | None = None) -> None:
+        check_network(net)
+        check_network_fits(net, id_name)  # before any data is read
         self.protocol = check_protocol(protocol)
         self.seeds = check_seeds(seeds)
         self.order = None if order is None else list(order)
@@ -187,13 +191,9 @@ class TestTimeOODEvaluator(OODEvaluator):
 
     def __init__(self, config):
         super().__init__(config)
-        section = config.get("evaluator") or {}
-        self.protocol = check_protocol(section.get("protocol") or "mixed")
-        seeds = section.get("seeds")
-        self.seeds = check_seeds((0,) if seeds is None else seeds)
-        order = section.get("order")
-        self.order = None if order in (None, "", "none", "None") else list(order)
-        self.stream_batch_size = section.get("stream_batch_size") or None
+        settings = evaluator_settings(config.get("evaluator") or {})
+        self.protocol, self.seeds, self.order = settings["protocol"], settings["seeds"], settings["order"]
+        self.stream_batch_size = settings["stream_batch_size"]
         self.summary: pd.DataFrame | None = None
         self.per_seed: pd.DataFrame | None = None
         self._cache: dict[int, tuple[Any, FeatureSet]] = {}
@@ -235,6 +235,7 @@ class TestTimeOODEvaluator(OODEvaluator):
         engine = postprocessor.engine_for(TextBank.of(net))
         engine.reset()
         pred, conf = score_stream(engine, id_set.features, self._batch_size(data_loader))
+        engine.reset()  # no stream's state outlives the run
         self.id_pred, self.id_conf, self.id_gt = pred.numpy(), conf.numpy(), id_set.labels.numpy()
         return {"acc": float((pred == id_set.labels).float().mean()), "epoch_idx": epoch_idx}
 

@@ -6,12 +6,14 @@
 OpenOOD has no plugin discovery and its ``main.py`` is not part of its installed package: this entry point
 registers our postprocessors, network and evaluator (``registration.apply('all')``), parses the configs with
 OpenOOD's ``setup_config`` and runs OpenOOD's own pipeline. OpenOOD hard-codes ``.cuda()`` in places; on a
-machine without CUDA those calls are made no-ops (with a warning) so the pipeline runs on the CPU. After the run,
+machine without CUDA those calls are made no-ops for the run (``cpu_only``, with a warning; restored after it) so
+the pipeline runs on the CPU. After the run,
 ``<output_dir>/ood.run.json`` records what produced its CSVs (network and text bank, postprocessor and
 hyperparameters, evaluator and protocol; see ``openood_tanl.provenance``).
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -22,13 +24,27 @@ from ..provenance import method_record, run_record, write_run_record
 from .registration import apply, built_by_pipeline
 
 
-def _allow_cpu_only() -> None:
+@contextlib.contextmanager
+def cpu_only():
+    """Within the block, on a machine without CUDA, OpenOOD's hard-coded ``.cuda()`` calls (``Tensor.cuda``,
+    ``Module.cuda``) return what they are called on, so OpenOOD's code runs on the CPU; restored on exit. Does
+    nothing where CUDA is available.
+
+        with openood_tanl.openood.cpu_only():
+            Evaluator(net, ...).eval_ood()      # OpenOOD's own Evaluator (its accuracy pass calls .cuda())
+    """
     if torch.cuda.is_available():
+        yield
         return
     warnings.warn("no CUDA device: OpenOOD's hard-coded .cuda() calls are made no-ops and everything runs on the "
-                  "CPU", RuntimeWarning, stacklevel=2)
+                  "CPU", RuntimeWarning, stacklevel=3)
+    originals = torch.Tensor.cuda, torch.nn.Module.cuda
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
     torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda, torch.nn.Module.cuda = originals
 
 
 def _run_pipeline(config) -> None:
@@ -52,17 +68,17 @@ def write_pipeline_record(config) -> Path | None:
     method = method_record(postprocessor) if postprocessor is not None else {
         "method": section.name, "hyperparameters": dict(section.get("postprocessor_args") or {})}
     network = built.get("network")
-    bank = getattr(network, "provenance", None) or {"network": config.network.name}
+    bank = dict(getattr(network, "provenance", None) or {"network": config.network.name})
+    if "image_transform" in built:  # what the pipeline's loaders applied (get_preprocessor)
+        bank["image_transform"] = built["image_transform"]
     evaluator = config.get("evaluator") or {}
     batch_size = config.dataset.test.batch_size
     if evaluator.get("name") == "test_time":
-        from ..evaluation.protocols import check_seeds
+        from .evaluator_support import evaluator_settings
 
-        seeds = evaluator.get("seeds")
-        protocol = dict(protocol=evaluator.get("protocol") or "mixed",
-                        seeds=check_seeds((0,) if seeds is None else seeds),
-                        batch_size=evaluator.get("stream_batch_size") or batch_size,
-                        order=evaluator.get("order") if evaluator.get("order") not in ("", "none", "None") else None)
+        settings = evaluator_settings(evaluator)
+        protocol = dict(protocol=settings["protocol"], seeds=settings["seeds"],
+                        batch_size=settings["stream_batch_size"] or batch_size, order=settings["order"])
     else:
         protocol = dict(protocol="openood (ID test set, then each OOD set; no reset)", seeds=[],
                         batch_size=batch_size)
@@ -82,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.argv = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     config = setup_config()
-    _allow_cpu_only()
-    launch(_run_pipeline, config.num_gpus, num_machines=config.num_machines,
-           machine_rank=config.machine_rank, dist_url="auto", args=(config,))
+    with cpu_only():
+        launch(_run_pipeline, config.num_gpus, num_machines=config.num_machines,
+               machine_rank=config.machine_rank, dist_url="auto", args=(config,))
     return 0
 
 

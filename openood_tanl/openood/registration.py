@@ -10,8 +10,9 @@ OpenOOD unchanged; ``restore()`` puts the originals back.
   this package when ``config_root`` lacks one; never a download). ``import openood_tanl`` arranges for this to
   happen when OpenOOD's evaluation API is imported (``register_on_import``), and touches OpenOOD no further.
 * ``pipeline`` (what OpenOOD's ``main.py`` pipeline needs; applied by ``python -m openood_tanl.openood.main``):
-  ``get_postprocessor``, ``get_network`` (``network.name: clip_tanl``) and ``get_evaluator``
-  (``evaluator.name: test_time``).
+  ``get_postprocessor``, ``get_network`` (``network.name: clip_tanl``), ``get_evaluator``
+  (``evaluator.name: test_time``) and ``get_preprocessor`` (images reach our network through its own transform
+  unless ``network.transform: openood``); OpenOOD's preprocessing tables learn ``bicubic`` and ``clip``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 __all__ = ["Lookup", "LOOKUPS", "apply", "restore", "register", "register_on_import", "network_from_config",
+           "openood_config_root", "network_preprocessor", "NetworkPreprocessor",
            "built_by_pipeline", "NETWORKS", "EVALUATORS", "NETWORK_KEYS"]
 
 #: OpenOOD ``network.name`` values we build (configs/networks/<name>.yml) and ``evaluator.name`` values we add.
@@ -35,22 +37,37 @@ NETWORK_KEYS = ("model", "weights", "id_classes", "corpus", "corpus_rules", "cac
 
 _WRAPPER_FLAG = "_openood_tanl_wrapper"
 
-# The network and postprocessor of ours that OpenOOD's pipeline built last in this process (for the run record).
+# The network, postprocessor and image transform of ours that OpenOOD's pipeline built last in this process (for
+# the run record).
 _BUILT: dict = {}
 
 
 def built_by_pipeline() -> dict:
-    """``{'network': ..., 'postprocessor': ...}``: ours that OpenOOD's ``main.py`` pipeline built in this process."""
+    """``{'network': ..., 'postprocessor': ..., 'image_transform': ...}``: ours that OpenOOD's ``main.py`` pipeline
+    built in this process."""
     return dict(_BUILT)
+
+
+def openood_config_root() -> Path:
+    """Where OpenOOD's own postprocessor YAMLs are kept when ``config_root`` is this package's
+    (``openood_tanl.config_root()``): ``$OPENOOD_TANL_CACHE/openood_configs`` (default
+    ``~/.cache/openood_tanl/openood_configs``). OpenOOD downloads a missing one there, as it would into any
+    config root; copy OpenOOD's ``configs/postprocessors/*.yml`` there to work offline."""
+    from ..embedding_cache import default_cache_dir
+
+    return Path(default_cache_dir()) / "openood_configs"
 
 
 # ---------------------------------------------------------------------------------------------- the wrappers
 def _evaluation_api_lookup(original):
     def get_postprocessor(config_root: str, postprocessor_name: str, id_data_name: str):
+        from ..methods import config_root as package_config_root
         from ..methods import method_config_path
         from .postprocessors import POSTPROCESSORS
 
         if postprocessor_name not in POSTPROCESSORS:
+            if config_root and Path(config_root).resolve() == package_config_root().resolve():
+                config_root = os.fspath(openood_config_root())  # OpenOOD's YAML, never into the installed package
             return original(config_root, postprocessor_name, id_data_name)
         from openood.utils.config import Config, merge_configs
 
@@ -58,7 +75,7 @@ def _evaluation_api_lookup(original):
         if not path.is_file():  # never download: our YAML ships with the package
             path = method_config_path(postprocessor_name)
         config = merge_configs(Config(os.fspath(path)), Config(**{"dataset": {"name": id_data_name}}))
-        postprocessor = POSTPROCESSORS[postprocessor_name](config)
+        postprocessor = POSTPROCESSORS[postprocessor_name].from_openood_config(config)
         postprocessor.APS_mode = bool(config.postprocessor.APS_mode)
         postprocessor.hyperparam_search_done = False
         return postprocessor
@@ -72,7 +89,7 @@ def _pipeline_postprocessor_lookup(original):
 
         name = config.postprocessor.name
         if name in POSTPROCESSORS:
-            _BUILT["postprocessor"] = POSTPROCESSORS[name](config)
+            _BUILT["postprocessor"] = POSTPROCESSORS[name].from_openood_config(config)
             return _BUILT["postprocessor"]
         return original(config)
 
@@ -100,6 +117,81 @@ def _evaluator_lookup(original):
     return get_evaluator
 
 
+class NetworkPreprocessor:
+    """OpenOOD's preprocessor interface (``setup``, ``__call__(image)``) around our network's own transform."""
+
+    def __init__(self, transform, description: dict):
+        self.transform, self.description = transform, description
+
+    def setup(self, **kwargs) -> None:
+        """Nothing to set up."""
+
+    def __call__(self, image):
+        return self.transform(image)
+
+    def __repr__(self) -> str:
+        return f"NetworkPreprocessor({self.transform!r})"
+
+
+def network_preprocessor(config) -> NetworkPreprocessor:
+    """The images' transform for our network in an OpenOOD pipeline config: ``network.transform`` (``auto``:
+    the official one for OpenOOD's benchmarks and the official class sets, see ``networks.transforms``)."""
+    import open_clip
+
+    from ..networks.transforms import build_transform, open_clip_eval_transform, resolve_transform
+
+    network = config.network
+    if str(network.get("model_config") or "none").lower() not in ("none", "default"):
+        open_clip.add_model_config(str(network.model_config))
+    model, weights = network.get("model") or "ViT-B-16", network.get("weights") or "openai"
+    weights = None if str(weights).lower() == "none" else str(weights)
+    id_classes = network.get("id_classes") or "imagenet"
+    name = resolve_transform(network.get("transform") or "auto", id_classes, config.dataset.name)
+    size = ((open_clip.get_model_config(model) or {}).get("vision_cfg") or {}).get("image_size", 224)
+    transform, description = build_transform(name, id_classes, size, open_clip_eval_transform(model, weights)
+                                             if name == "open_clip" else None, config.dataset.name)
+    return NetworkPreprocessor(transform, description)
+
+
+def _warn_openood_statistics(config) -> None:
+    """``network.transform: openood`` feeds the CLIP network OpenOOD's preprocessing: say where it is not CLIP's."""
+    import warnings
+
+    from openood.preprocessors.transform import normalization_dict
+
+    dataset = config.dataset
+    mean, std = normalization_dict.get(dataset.get("normalization_type"), ([0.5] * 3, [0.5] * 3))
+    clip_mean, clip_std = normalization_dict["clip"]
+    if list(mean) != list(clip_mean) or list(std) != list(clip_std) or dataset.get("interpolation") != "bicubic":
+        warnings.warn(f"network.transform: openood feeds the CLIP network OpenOOD's preprocessing: mean {list(mean)}, "
+                      f"std {list(std)} (normalization_type {dataset.get('normalization_type')!r}), "
+                      f"{dataset.get('interpolation')} resize to {dataset.get('pre_size')}, crop "
+                      f"{dataset.get('image_size')}; CLIP's are mean {list(clip_mean)}, std {list(clip_std)}, "
+                      "bicubic. Its features degrade: set network.transform auto (the network's own transform) or "
+                      "dataset.normalization_type clip and dataset.interpolation bicubic", UserWarning, stacklevel=3)
+
+
+def _preprocessor_lookup(original):
+    def get_preprocessor(config, split):
+        network = config.get("network") or {}
+        if network.get("name") not in NETWORKS:
+            return original(config, split)
+        if str(network.get("transform") or "auto") == "openood":
+            _warn_openood_statistics(config)
+            _BUILT["image_transform"] = {"name": "openood", **{key: config.dataset.get(key) for key in (
+                "pre_size", "image_size", "interpolation", "normalization_type")}}
+            return original(config, split)
+        preprocessor = network_preprocessor(config)
+        _BUILT["image_transform"] = preprocessor.description
+        if split == "test":
+            print(f"{network.get('name')}: images reach the network through its own transform "
+                  f"({preprocessor.description['name']}); the dataset config's pre_size, image_size, interpolation "
+                  "and normalization_type are not used for them (network.transform: openood uses them)", flush=True)
+        return preprocessor
+
+    return get_preprocessor
+
+
 @dataclass(frozen=True)
 class Lookup:
     """One OpenOOD lookup function we wrap: ``home`` module, ``attribute``, the wrapper factory and its scope."""
@@ -117,7 +209,26 @@ LOOKUPS = (
            "openood.pipelines"),
     Lookup("openood.networks.utils", "get_network", _network_lookup, "pipeline", "openood.pipelines"),
     Lookup("openood.evaluators.utils", "get_evaluator", _evaluator_lookup, "pipeline", "openood.pipelines"),
+    Lookup("openood.preprocessors.utils", "get_preprocessor", _preprocessor_lookup, "pipeline", "openood.pipelines"),
 )
+
+#: What OpenOOD's preprocessing tables lack for CLIP (its configs' ``interpolation: bicubic`` and
+#: ``normalization_type: clip``): added with the pipeline scope, removed by ``restore``.
+CLIP_PREPROCESSING = {"interpolation_modes": ("bicubic", "BICUBIC"),
+                      "normalization_dict": ("clip", [[0.48145466, 0.4578275, 0.40821073],
+                                                      [0.26862954, 0.26130258, 0.27577711]])}
+_ADDED: list[tuple[dict, str]] = []  # (table, key) we added
+
+
+def _teach_clip_preprocessing() -> None:
+    import openood.preprocessors.transform as tables
+    import torchvision.transforms as T
+
+    for table_name, (key, value) in CLIP_PREPROCESSING.items():
+        table = getattr(tables, table_name)
+        if key not in table:
+            table[key] = T.InterpolationMode[value] if table_name == "interpolation_modes" else value
+            _ADDED.append((table, key))
 
 # (module name, attribute) -> the original function we replaced there
 _REPLACED: dict[tuple[str, str], Callable] = {}
@@ -156,6 +267,8 @@ def apply(scope: str = "api") -> bool:
     for lookup in LOOKUPS:
         if scope in ("all", lookup.scope):
             _wrap_everywhere(lookup)
+    if scope in ("all", "pipeline"):
+        _teach_clip_preprocessing()
     return True
 
 
@@ -166,6 +279,9 @@ def restore() -> None:
         if module is not None:
             setattr(module, attribute, original)
     _REPLACED.clear()
+    for table, key in _ADDED:
+        table.pop(key, None)
+    _ADDED.clear()
     api_postprocessor = sys.modules.get("openood.evaluation_api.postprocessor")
     if api_postprocessor is not None:
         from .postprocessors import POSTPROCESSORS
@@ -201,6 +317,8 @@ def network_from_config(network_config):
     from ..networks import create_network
 
     settings = {key: network_config[key] for key in NETWORK_KEYS if network_config.get(key) is not None}
+    if settings.get("transform") == "openood":  # the pipeline preprocesses with OpenOOD's own (get_preprocessor)
+        settings.pop("transform")
     for key in ("cache_dir", "model_config"):  # OpenOOD's command-line overrides need string-typed defaults
         if str(settings.get(key, "")).lower() in ("default", "none"):
             settings.pop(key)

@@ -96,7 +96,7 @@ def test_replaced_images_are_re_encoded_not_served_from_the_cache(tree, capsys, 
     args[args.index("--benchmark") + 1] = str(data / "stated.yml")
     args[args.index("--data-root") + 1] = str(data)
     assert _run(args, capsys)[0] == 0
-    table = tmp_path / "out" / "tanl-num_negatives100-stated-mixed.csv"
+    table = tmp_path / "out" / "tanl-num_negatives100-toy-mixed.csv"
     before = pd.read_csv(table, index_col="dataset")
     shutil.rmtree(data / "far")
     _images(data / "far", 6, 20, seed=99)  # other images at the same paths
@@ -201,14 +201,14 @@ def test_results_of_another_configuration_are_never_overwritten(tree, capsys, tm
     assert _run(_eval(tree, "--set", "num_negatives=100", "gap=0.5", "--out", out), capsys)[0] == 0
     assert _run(_eval(tree, "--set", "num_negatives=100", "gap=0.2", "--out", out), capsys)[0] == 0
     names = sorted(p.name for p in (tmp_path / "out").glob("*.csv"))
-    assert "tanl-gap0.5-num_negatives100-stated-mixed.csv" in names  # the file names carry the settings
-    assert "tanl-gap0.2-num_negatives100-stated-mixed.csv" in names
-    first = (tmp_path / "out" / "tanl-gap0.5-num_negatives100-stated-mixed.csv").read_text()
+    assert "tanl-gap0.5-num_negatives100-toy-mixed.csv" in names  # the file names carry the settings
+    assert "tanl-gap0.2-num_negatives100-toy-mixed.csv" in names
+    first = (tmp_path / "out" / "tanl-gap0.5-num_negatives100-toy-mixed.csv").read_text()
     other_rules = _eval(tree, "--set", "num_negatives=100", "gap=0.5", "--corpus-rules", "clean", "--out", out)
     code, _, err = _run(other_rules, capsys)
-    assert code == 2 and "already holds tanl-gap0.5-num_negatives100-stated-mixed.csv" in err
+    assert code == 2 and "already holds tanl-gap0.5-num_negatives100-toy-mixed.csv" in err
     assert "Pass --overwrite to replace them" in err
-    assert (tmp_path / "out" / "tanl-gap0.5-num_negatives100-stated-mixed.csv").read_text() == first
+    assert (tmp_path / "out" / "tanl-gap0.5-num_negatives100-toy-mixed.csv").read_text() == first
     assert _run(_eval(tree, "--set", "num_negatives=100", "gap=0.5", "--out", out), capsys)[0] == 0  # same config
     assert _run([*other_rules, "--overwrite"], capsys)[0] == 0
 

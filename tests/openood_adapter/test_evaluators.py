@@ -140,6 +140,8 @@ def test_mixed_resets_once_per_ood_set_and_mixes_id_with_it(data_root, offline):
     evaluator.eval_ood(progress=False)
     assert len(recorders) == 1
     segments = recorders[0].segments  # recorded from the engine's construction on
+    assert segments[-1] == []  # reset after the run: no stream's state outlives it
+    segments = segments[:-1]
     benchmark = evaluator.benchmarks["ood"]
     named = benchmark.ood_sets()
     assert len(segments) == len(named) == 6
@@ -155,7 +157,8 @@ def test_temporal_resets_once_per_seed(data_root, offline):
     postprocessor = TANLPostprocessor(**TANL_ARGS)
     recorders = _record_resets(postprocessor)
     _evaluator(data_root, postprocessor=postprocessor, protocol="temporal", seeds=[0, 1]).eval_ood(progress=False)
-    assert len(recorders) == 1 and len(recorders[0].segments) == 2
+    assert len(recorders) == 1 and len(recorders[0].segments) == 2 + 1  # + the reset after the run
+    assert recorders[0].segments[-1] == []
 
 
 @pytest.mark.parametrize("protocol", ["mixed", "ood-first", "temporal"])
@@ -305,3 +308,6 @@ def test_main_pipeline_runs_the_test_time_evaluator(tmp_path):
     assert record["evaluator"] == "test_time"
     assert record["protocol"] == {"name": "mixed", "seeds": [0, 1], "batch_size": 4, "order": None}
     assert record["benchmarks"]["cifar10"]["text_bank"]["corpus"]["sha256"]
+    # the images reached the CLIP network through its own (official CIFAR) transform, not OpenOOD's statistics
+    assert "images reach the network through its own transform (official)" in run.stdout
+    assert record["benchmarks"]["cifar10"]["text_bank"]["image_transform"]["family"] == "cifar"
