@@ -114,6 +114,7 @@ class Job:
     id_classes: Any  # the class-name spec
     plan: Any  # TextBankPlan: class names, corpus, provenance of the text bank and the image transform
     benchmark: str  # as named on the command line (decides the image transform)
+    stream_sizes: Any = None  # {OOD set: {"id": n, "ood": m}} for runs that stream
 
     @property
     def name(self) -> str:
@@ -133,11 +134,20 @@ def plan_benchmark(args, benchmark: str) -> Job:
     images, mapping = match_id_classes(images, class_names(spec))
     print(mapping)
     check_settings(stream_settings(args), [s.name for _, s in images.ood_sets()], getattr(args, "seeds", None))
+    from .evaluation.datasets import check_images_open
+
+    sizes = None
+    if hasattr(args, "protocol"):  # a run that streams (not extract): its streams' sizes, thin ones warned about
+        from .evaluation.streams import stream_sizes
+
+        sizes = stream_sizes(len(images.id_set), {s.name: len(s) for _, s in images.ood_sets()},
+                             stream_settings(args))
+    check_images_open(images)
     plan = plan_text_bank(args.model, args.pretrained, spec, args.corpus, corpus_rules=args.corpus_rules,
                           templates=args.templates, transform=args.transform, benchmark=benchmark,
                           precision=args.precision, quick_gelu=args.quick_gelu,
                           model_config=args.model_config)
-    return Job(images, spec, plan, benchmark)
+    return Job(images, spec, plan, benchmark, sizes)
 
 
 def stream_settings(args, trace_window: int | None = None):
@@ -272,11 +282,15 @@ def _conventions() -> None:
     print("FPR@95: OpenOOD's convention (OOD positive); FPR@95(ID+): the CLIP-OOD papers' (ID positive).")
 
 
-def _record(methods: dict, banks: dict, args, **extra) -> dict:
+def _record(methods: dict, jobs: list, args, **extra) -> dict:
+    """The run record of ``methods`` on the benchmarks of ``jobs``: text banks, images per set, the protocol."""
+    from .evaluation.datasets import image_summary
     from .provenance import run_record
 
-    return run_record(methods=methods, text_banks=banks, protocol=args.protocol, seeds=args.seeds,
-                      batch_size=args.batch_size, order=getattr(args, "order", None),
+    return run_record(methods=methods, text_banks={job.name: job.plan.provenance for job in jobs},
+                      images={job.name: image_summary(job.images) for job in jobs},
+                      streams={job.name: job.stream_sizes for job in jobs if job.stream_sizes}, protocol=args.protocol,
+                      seeds=args.seeds, batch_size=args.batch_size, order=getattr(args, "order", None),
                       id_ood_ratio=getattr(args, "id_ood_ratio", None), **extra)
 
 
@@ -421,7 +435,7 @@ def cmd_eval(args) -> None:
     job = plan_benchmark(args, args.benchmark)
     _device(args)
     label = method_label(args.method)
-    record = _record({label: method}, {job.name: job.plan.provenance}, args)
+    record = _record({label: method}, [job], args)
     settings = "".join(f"-{key}{re.sub(r'[^A-Za-z0-9.+_-]', '_', str(value))}"
                        for key, value in sorted(overrides.items()))
     benchmark_name = re.sub(r"[^A-Za-z0-9.+_-]", "_", job.name)  # a spec's own name:, not its file's
@@ -429,7 +443,7 @@ def cmd_eval(args) -> None:
     claim_outputs(out, stem, [f"{stem}.csv", f"{stem}-per-seed.csv"], record, args.overwrite)
     trace_record = None
     if args.trace is not None:
-        trace_record = _record({label: method}, {job.name: job.plan.provenance}, args,
+        trace_record = _record({label: method}, [job], args,
                                trace={"window": args.trace_window})
         claim_outputs(check_out(args.trace), "trace", ["trace.csv"], trace_record, args.overwrite)
     bank, benchmark = load_features(args, job, [method])
@@ -463,7 +477,7 @@ def cmd_leaderboard(args) -> None:
     methods = _methods(args.methods)
     jobs = _plan_benchmarks(args, args.benchmarks)
     _device(args)
-    record = _record(methods, {job.name: job.plan.provenance for job in jobs}, args)
+    record = _record(methods, jobs, args)
     claim_outputs(out, "leaderboard", LEADERBOARD_FILES, record, args.overwrite)
     data = [load_features(args, job, methods.values()) for job in jobs]
     write_leaderboard(run_methods(methods, data, protocol=args.protocol, seeds=args.seeds,
@@ -505,7 +519,7 @@ def cmd_sweep(args) -> None:
         [method.replace(**{args.argument: v}) for method in methods.values() for v in values]
     job = plan_benchmark(args, args.benchmark)
     _device(args)
-    record = _record(methods, {job.name: job.plan.provenance}, args,
+    record = _record(methods, [job], args,
                      sweep={"argument": args.argument, "values": values})
     claim_outputs(out, "sweep", SWEEP_FILES, record, args.overwrite)
     bank, benchmark = load_features(args, job, points)  # every sweep point against the text bank
@@ -529,7 +543,7 @@ def cmd_reproduce(args) -> None:
                "templates": args.templates, "protocol": args.protocol, "seeds": args.seeds,
                "batch_size": args.batch_size}
     differences = setting_differences(setting, job.plan.provenance.get("corpus"))
-    record = _record(methods, {job.name: job.plan.provenance}, args,
+    record = _record(methods, [job], args,
                      reproduce={"paper_benchmark": paper, "differences_from_paper": differences})
     claim_outputs(out, "reproduce", REPRODUCE_FILES, record, args.overwrite)
     print(f"openood-tanl reproduce: {', '.join(methods)} on {job.name}, {args.protocol} protocol, seeds "
@@ -739,6 +753,16 @@ def build_parser() -> argparse.ArgumentParser:
 USER_ERRORS = (ValueError, TypeError, LookupError, OSError, ImportError)
 
 
+def _one_line(error: Exception) -> str:
+    """The error's message; for one re-raised from a DataLoader worker (whose message carries the worker's
+    traceback), the worker's own message."""
+    text = str(error)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # argparse reports its own usage errors (exit code 2)
     debug = getattr(args, "debug", False) or os.environ.get("OPENOOD_TANL_DEBUG", "") not in ("", "0")
@@ -747,6 +771,9 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_grad_enabled(False)
         args.run(args)
+    except KeyboardInterrupt:
+        print(f"openood-tanl {args.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as error:  # noqa: BLE001 - every error becomes one readable message
         if debug:
             raise
@@ -754,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
 
         user = isinstance(error, USER_ERRORS + (yaml.YAMLError,))
         kind = "error" if user else f"internal error ({type(error).__name__}; please report it)"
-        print(f"openood-tanl {args.command}: {kind}: {error}", file=sys.stderr)
+        print(f"openood-tanl {args.command}: {kind}: {_one_line(error)}", file=sys.stderr)
         print("(run with --debug, or OPENOOD_TANL_DEBUG=1, for the traceback)", file=sys.stderr)
         return 2 if user else 1
     return 0

@@ -75,6 +75,7 @@ def method_record(method) -> dict:
 
 def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], protocol: str, seeds: Iterable[int],
                batch_size: int, order: Iterable[str] | None = None, id_ood_ratio: float | None = None,
+               images: Mapping[str, Mapping] | None = None, streams: Mapping[str, Mapping] | None = None,
                **extra: Any) -> dict:
     """The record of one run.
 
@@ -83,13 +84,17 @@ def run_record(*, methods: Mapping[str, Any], text_banks: Mapping[str, Any], pro
         text_banks: benchmark name -> its text bank or network (its ``provenance``) or a provenance mapping.
         protocol, seeds, batch_size, order, id_ood_ratio: the test-time protocol (the ratio recorded only when
             set).
+        images: benchmark name -> its images per set (``evaluation.datasets.image_summary``), when known.
+        streams: benchmark name -> the samples of each stream (``evaluation.streams.stream_sizes``), when known.
         **extra: anything else that defines the run (e.g. a sweep's argument and values).
     """
     record = {
         "libraries": libraries(),
         "methods": {name: m if isinstance(m, Mapping) else method_record(m) for name, m in methods.items()},
         "benchmarks": {name: {"text_bank": _jsonable(bank if isinstance(bank, Mapping)
-                                                     else getattr(bank, "provenance", None) or {})}
+                                                     else getattr(bank, "provenance", None) or {}),
+                              **({"images": _jsonable(images[name])} if images and name in images else {}),
+                              **({"streams": _jsonable(streams[name])} if streams and name in streams else {})}
                        for name, bank in text_banks.items()},
         "protocol": {"name": protocol, "seeds": [int(s) for s in seeds], "batch_size": int(batch_size),
                      "order": list(order) if order else None,

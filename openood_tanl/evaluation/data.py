@@ -58,6 +58,31 @@ class FeatureSet:
         return len(self.features)
 
 
+def check_set_names(benchmark: str, groups: Mapping[str, Sequence[str]]) -> None:
+    """The rows of a result table are named by OOD set, then one mean row per group (``near`` -> ``nearood``):
+    refuse a set name given twice, two groups with one mean row, or a set named like a mean row."""
+    from .tables import group_mean_name
+
+    means: dict[str, str] = {}
+    for group in groups:
+        mean = group_mean_name(group)
+        if mean in means:
+            raise ValueError(f"benchmark '{benchmark}': OOD groups '{means[mean]}' and '{group}' would share the mean "
+                             f"row '{mean}'; rename one")
+        means[mean] = group
+    seen: dict[str, str] = {}
+    for group, names in groups.items():
+        for name in names:
+            if name in seen:
+                where = f"group '{group}'" if seen[name] == group else f"groups '{seen[name]}' and '{group}'"
+                raise ValueError(f"benchmark '{benchmark}': OOD set name '{name}' appears twice ({where}); each set "
+                                 "needs its own name (it names its row of the result tables)")
+            if name in means:
+                raise ValueError(f"benchmark '{benchmark}': OOD set '{name}' (group '{group}') is named like the mean "
+                                 f"row of group '{means[name]}'; rename the set")
+            seen[name] = group
+
+
 @dataclass
 class Benchmark(Generic[Set]):
     """An ID set and OOD sets grouped by split (e.g. ``{'near': [...], 'far': [...]}``)."""
@@ -65,6 +90,9 @@ class Benchmark(Generic[Set]):
     name: str
     id_set: Set
     ood_groups: Mapping[str, Sequence[Set]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_set_names(self.name, {group: [s.name for s in sets] for group, sets in self.ood_groups.items()})
 
     def ood_sets(self) -> list[tuple[str, Set]]:
         """(group, set) for every OOD set, in group order."""

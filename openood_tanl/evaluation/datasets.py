@@ -25,7 +25,8 @@ from typing import Iterable, Mapping, Sequence
 from .data import OOD_LABEL, ImageBenchmark, ImageList
 
 __all__ = ["load_benchmark", "load_spec", "load_four_ood", "load_openood", "read_image_list", "scan_folder",
-           "match_id_classes", "OPENOOD_BENCHMARKS", "FOUR_OOD_NAMES", "KNOWN_BENCHMARKS", "IMAGE_EXTENSIONS"]
+           "match_id_classes", "image_summary", "read_rgb", "check_images_open", "UnreadableImageError",
+           "SkippedFileWarning", "OPENOOD_BENCHMARKS", "FOUR_OOD_NAMES", "KNOWN_BENCHMARKS", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 OPENOOD_BENCHMARKS = ("imagenet", "imagenet200", "cifar10", "cifar100")
@@ -75,6 +76,85 @@ def _is_image(filename: str) -> bool:
     return not filename.startswith(".") and filename.lower().endswith(IMAGE_EXTENSIONS)
 
 
+class SkippedFileWarning(UserWarning):
+    """A folder holds files that are not read as images (their type is not one of ``IMAGE_EXTENSIONS``)."""
+
+
+class UnreadableImageError(ValueError):
+    """An image of the benchmark cannot be read (empty, truncated, not an image, an unsupported mode)."""
+
+
+#: PIL modes of high-bit-depth greyscale images and the value that maps to white.
+_HIGH_BIT_MODES = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535}
+
+
+def read_rgb(path: str):
+    """The image at ``path`` as an 8-bit RGB PIL image: 16-bit greyscale scaled (not clipped) to 8 bits; a float
+    image or an integer image beyond 16 bits is an ``UnreadableImageError`` naming the file."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in _HIGH_BIT_MODES:
+                values = np.asarray(image, dtype=np.int64)
+                if values.min() < 0 or values.max() > _HIGH_BIT_MODES[image.mode]:
+                    raise UnreadableImageError(f"image {path} is a {image.mode} image with values beyond 16 bits; "
+                                               "save it as 8- or 16-bit")
+                return Image.fromarray((values * 255 // 65535).astype(np.uint8), mode="L").convert("RGB")
+            if image.mode == "F":
+                raise UnreadableImageError(f"image {path} holds floating-point pixels (mode F), whose range is "
+                                           "unknown; save it as an 8- or 16-bit image")
+            return image.convert("RGB")
+    except UnreadableImageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise UnreadableImageError(f"cannot read image {path} ({type(error).__name__}: {error}); replace the file "
+                                   "or remove it from the benchmark (images are never dropped silently)") from None
+
+
+def check_images_open(benchmark, workers: int = 8) -> None:
+    """Open the header of every image of ``benchmark`` (threads; no decoding): an ``UnreadableImageError`` naming
+    the files that are empty, not images or of a mode that cannot be read, before any model is loaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    def problem(path: str) -> str | None:
+        try:
+            with Image.open(path) as image:
+                if image.mode == "F":
+                    return "floating-point pixels (mode F)"
+        except Exception as error:  # noqa: BLE001
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    paths = [path for image_list in benchmark.sets() for path in image_list.paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        bad = [(path, why) for path, why in zip(paths, pool.map(problem, paths)) if why]
+    if bad:
+        shown = "; ".join(f"{path} ({why})" for path, why in bad[:_SHOW_MISSING])
+        raise UnreadableImageError(f"{len(bad)} image(s) of benchmark '{benchmark.name}' cannot be read: {shown}"
+                                   + (" ..." if len(bad) > _SHOW_MISSING else "") + "; replace or remove them "
+                                   "(images are never dropped silently)")
+
+
+def _report_skipped(folder, skipped: list[str]) -> None:
+    import warnings
+
+    if not skipped:
+        return
+    kinds: dict[str, int] = {}
+    for path in skipped:
+        suffix = os.path.splitext(path)[1].lower() or "(no extension)"
+        kinds[suffix] = kinds.get(suffix, 0) + 1
+    warnings.warn(f"image folder {folder}: {len(skipped)} file(s) not read as images ("
+                  + ", ".join(f"{count} {suffix}" for suffix, count in sorted(kinds.items())) + "), e.g. "
+                  + ", ".join(skipped[:_SHOW_MISSING]) + f"; only {', '.join(IMAGE_EXTENSIONS)} files are read: "
+                  "convert the others to one of these to include them", SkippedFileWarning, stacklevel=4)
+
+
 def scan_folder(folder: str | os.PathLike) -> list[str]:
     """Absolute paths of the images under ``folder`` (recursive, sorted; dot files and folders skipped).
 
@@ -90,6 +170,7 @@ def _walk_images(folder: str | os.PathLike) -> tuple[list[str], dict[str, list[s
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
     by_real: dict[str, list[str]] = {}
+    skipped: list[str] = []  # files of other types, reported
     real_dirs: dict[str, str] = {}  # real path of each folder walked -> the walked path that reached it first
     for directory, subfolders, files in os.walk(folder, followlinks=True):
         subfolders[:] = sorted(s for s in subfolders if not s.startswith("."))
@@ -106,6 +187,9 @@ def _walk_images(folder: str | os.PathLike) -> tuple[list[str], dict[str, list[s
             if _is_image(name):
                 path = os.path.join(directory, name)
                 by_real.setdefault(os.path.realpath(path), []).append(path)
+            elif not name.startswith("."):
+                skipped.append(os.path.join(directory, name))
+    _report_skipped(folder, sorted(skipped))
     kept = {}
     for paths in by_real.values():
         paths.sort()
@@ -163,7 +247,8 @@ def _check_sets(benchmark: str, sets: Iterable[ImageList]) -> None:
             shown = ", ".join(absent[:_SHOW_MISSING]) + (", ..." if len(absent) > _SHOW_MISSING else "")
             missing.append(f"  {image_list.name}: {len(absent)} of {len(image_list)} missing ({shown})")
     if empty:
-        raise ValueError(f"benchmark '{benchmark}' has empty sets {empty}: point them at images")
+        raise ValueError(f"benchmark '{benchmark}' has empty sets {empty}: point them at images (read: "
+                         f"{', '.join(IMAGE_EXTENSIONS)}, any case)")
     if missing:
         raise FileNotFoundError(
             f"benchmark '{benchmark}' lists images that do not exist:\n" + "\n".join(missing) +
@@ -420,6 +505,17 @@ def match_id_classes(benchmark: ImageBenchmark, class_names: Sequence[str]) -> t
     more = f", ... ({count} classes)" if count > len(pairs) else ""
     line = f"ID classes of '{id_set.name}'{how}: " + ", ".join(pairs) + more
     return benchmark, line
+
+
+def image_summary(benchmark: ImageBenchmark) -> dict:
+    """Per set (the ID set as ``id``): its group, image count and the SHA-256 of its images' paths, sizes and
+    modification times (what the feature cache keys them by): the run record's account of the images, so a set
+    that gains, loses or changes an image gives the run another ``config_id``."""
+    from .feature_cache import files_stamp
+
+    entries = [("id", benchmark.id_set)] + benchmark.ood_sets()
+    return {image_list.name: {"group": group, "images": len(image_list), "files_sha256": files_stamp(image_list.paths)}
+            for group, image_list in entries}
 
 
 # ----------------------------------------------------------------------------------------------------------------

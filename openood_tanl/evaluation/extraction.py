@@ -52,7 +52,8 @@ def model_key_of(model_name: str, pretrained: str | None, **extra) -> dict:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Images opened with PIL, converted to RGB and passed through ``preprocess``."""
+    """Images read as 8-bit RGB (``datasets.read_rgb``: 16-bit greyscale scaled, not clipped) and passed through
+    ``preprocess``."""
 
     def __init__(self, paths, preprocess: Callable):
         self.paths = list(paths)
@@ -62,16 +63,16 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from PIL import Image
+        from .datasets import UnreadableImageError, read_rgb
 
         path = self.paths[index]
+        image = read_rgb(path)  # an UnreadableImageError names the file
         try:
-            with Image.open(path) as image:
-                return self.preprocess(image.convert("RGB"))
+            return self.preprocess(image)
         except Exception as error:
-            raise RuntimeError(f"cannot read or preprocess image {path}: {type(error).__name__}: {error}. Replace the "
-                               "file, or remove it from the benchmark's list (images are never dropped silently)"
-                               ) from error
+            raise UnreadableImageError(f"cannot preprocess image {path}: {type(error).__name__}: {error}. Replace "
+                                       "the file, or remove it from the benchmark's list (images are never dropped "
+                                       "silently)") from error
 
 
 

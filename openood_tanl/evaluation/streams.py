@@ -7,7 +7,8 @@ settings and the seed.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import warnings
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ from .data import FeatureBenchmark, FeatureSet
 from .protocols import StreamSettings
 from .traces import Tracer
 
-__all__ = ["StreamSettings", "stream_generator", "score_stream", "stream_tasks", "run_stream"]
+__all__ = ["StreamSettings", "stream_generator", "score_stream", "stream_tasks", "run_stream", "stream_sizes",
+           "DegenerateStreamWarning", "MIN_STREAM_SIDE"]
 
 
 def _members(output) -> dict:
@@ -100,14 +102,48 @@ def stream_tasks(benchmark: FeatureBenchmark, protocol: str, seeds: Sequence[int
     return [(seed, index) for seed in seeds for index in range(len(benchmark.ood_sets()))]
 
 
+#: Fewer samples than this on either side of a stream and its metrics mean little (FPR@95 moves in steps of 1/n).
+MIN_STREAM_SIDE = 20
+
+
+class DegenerateStreamWarning(UserWarning):
+    """A stream holds too few ID or OOD samples for its metrics to mean much."""
+
+
+def _kept(id_count: int, ood_count: int, ratio: float | None) -> tuple[int, int]:
+    """(ID, OOD) samples a stream keeps with ``ratio`` ID samples per OOD sample (None: all of both)."""
+    if ratio is None:
+        return id_count, ood_count
+    if ratio * ood_count <= id_count:
+        return max(1, round(ratio * ood_count)), ood_count
+    return id_count, max(1, round(id_count / ratio))
+
+
+def stream_sizes(id_count: int, ood_counts: Mapping[str, int], settings) -> dict[str, dict[str, int]]:
+    """{OOD set: {"id": n, "ood": m}}: the samples of each stream (each OOD set's segment, for ``temporal``) under
+    ``settings``' protocol, order and ID:OOD ratio; warns (``DegenerateStreamWarning``) with the counts where a side
+    has fewer than ``MIN_STREAM_SIDE``."""
+    if settings.protocol == "temporal":
+        order = list(settings.order) if settings.order else list(ood_counts)
+        chunks = torch.arange(id_count).tensor_split(len(order))
+        sizes = {name: {"id": len(chunk), "ood": ood_counts[name]} for name, chunk in zip(order, chunks)}
+    else:
+        sizes = {name: dict(zip(("id", "ood"), _kept(id_count, count, settings.id_ood_ratio)))
+                 for name, count in ood_counts.items()}
+    thin = {name: size for name, size in sizes.items() if min(size.values()) < MIN_STREAM_SIDE}
+    if thin:
+        warnings.warn("streams with fewer than {} samples of a side, whose metrics mean little: {}".format(
+            MIN_STREAM_SIDE, ", ".join(f"{name} ({size['id']} ID, {size['ood']} OOD)" for name, size in thin.items()))
+            + (f" (--id-ood-ratio {settings.id_ood_ratio} cuts them)" if settings.id_ood_ratio is not None else ""),
+            DegenerateStreamWarning, stacklevel=2)
+    return sizes
+
+
 def _ratio_subsample(id_count: int, ood_set: FeatureSet, ratio: float,
                      generator: torch.Generator) -> tuple[torch.Tensor, FeatureSet]:
     """ID rows and OOD set with ``ratio`` ID samples per OOD sample: the larger side subsampled, at random."""
     ood_count = len(ood_set)
-    if ratio * ood_count <= id_count:
-        id_keep, ood_keep = max(1, round(ratio * ood_count)), ood_count
-    else:
-        id_keep, ood_keep = id_count, max(1, round(id_count / ratio))
+    id_keep, ood_keep = _kept(id_count, ood_count, ratio)
     id_rows = torch.sort(_shuffled(id_count, generator)[:id_keep]).values
     if ood_keep < ood_count:
         rows = torch.sort(_shuffled(ood_count, generator)[:ood_keep]).values

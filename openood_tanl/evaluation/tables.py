@@ -11,7 +11,8 @@ import pandas as pd
 
 from ..metrics import METRIC_COLUMNS
 
-__all__ = ["metrics_table", "summarise", "seed_summary", "group_mean_name", "is_group_mean", "leaderboard_table",
+__all__ = ["metrics_table", "summarise", "seed_summary", "group_mean_name", "is_group_mean", "leaderboard_columns",
+           "leaderboard_table",
            "markdown_table", "LEADERBOARD_COLUMNS", "HIGHER_IS_BETTER"]
 
 #: Whether a higher value is better, per metric.
@@ -67,8 +68,16 @@ def seed_summary(per_seed: Sequence[pd.DataFrame], seeds: Sequence[int]) -> tupl
     return summary.reset_index(level="group"), long
 
 
+def leaderboard_columns(groups: Sequence[str]) -> list[tuple[str, str]]:
+    """(split, metric) columns of a leaderboard for OOD groups ``groups`` (their mean rows): AUROC, FPR@95 and
+    FPR@95(ID+) of each, then the ID accuracy; ``LEADERBOARD_COLUMNS`` for OpenOOD's near and far."""
+    means = [group_mean_name(group) for group in groups]
+    return [(mean, metric) for metric in ("AUROC", "FPR@95", "FPR@95(ID+)") for mean in means] + [("id", "ACC")]
+
+
 def leaderboard_table(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per method, columns ``<benchmark> <split> <metric>`` from ``compare_methods`` results.
+    """One row per method, columns ``<benchmark> <split> <metric>`` from ``compare_methods`` results: every OOD
+    group's mean (``leaderboard_columns``), whatever the groups are called.
 
     ID accuracy is the mean over the OOD runs of the ACC column (the ID set is scored once per OOD set).
     """
@@ -76,13 +85,11 @@ def leaderboard_table(results: pd.DataFrame) -> pd.DataFrame:
     for (method, benchmark), part in results.groupby(["method", "benchmark"], sort=False):
         row = rows.setdefault(method, {})
         indexed = part.set_index("dataset")
-        for split, metric in LEADERBOARD_COLUMNS:
+        for split, metric in leaderboard_columns(list(dict.fromkeys(part["group"]))):
             if split == "id":
                 value = part.loc[~is_group_mean(part), metric].mean()
-            elif split in indexed.index:
-                value = indexed.loc[split, metric]
             else:
-                continue
+                value = indexed.loc[split, metric]
             row[f"{benchmark} {split} {metric}"] = float(value)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "method"

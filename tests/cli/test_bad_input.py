@@ -123,5 +123,7 @@ def test_unreadable_image_stops_extraction_with_its_path(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "good.png")
     write(tmp_path / "broken.png", "this is not a PNG")
     images = ImageList("toy", [str(tmp_path / "good.png"), str(tmp_path / "broken.png")], [0, 1])
-    with pytest.raises(RuntimeError, match=r"broken\.png.*Replace the file, or remove it"):
+    from openood_tanl.evaluation.datasets import UnreadableImageError
+
+    with pytest.raises(UnreadableImageError, match=r"broken\.png.*replace the file or remove it"):
         extract_features(net, preprocess, images, tmp_path / "cache", net.model_key, progress=False)

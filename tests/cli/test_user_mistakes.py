@@ -100,6 +100,9 @@ def test_replaced_images_are_re_encoded_not_served_from_the_cache(tree, capsys, 
     before = pd.read_csv(table, index_col="dataset")
     shutil.rmtree(data / "far")
     _images(data / "far", 6, 20, seed=99)  # other images at the same paths
+    code, _, err = _run(args, capsys)  # other images: another configuration, whose results are not the old ones
+    assert code == 2 and "already holds" in err and "Pass --overwrite" in err
+    args.append("--overwrite")
     with pytest.warns(RuntimeWarning, match="changed on disk since they were encoded"):
         assert _run(args, capsys)[0] == 0
     after = pd.read_csv(table, index_col="dataset")

@@ -186,7 +186,7 @@ def test_bad_arguments(built, images, tmp_path):
         extract(net, preprocess, images, tmp_path, {"model": object()})
     broken = ImageList("broken", [images.paths[0], str(tmp_path / "not-an-image.png")], [0, 0])
     (tmp_path / "not-an-image.png").write_text("text")
-    with pytest.raises(RuntimeError, match="cannot read or preprocess image .*not-an-image.png"):
+    with pytest.raises(ValueError, match="cannot read image .*not-an-image.png"):  # a user's error (exit 2)
         extract(net, preprocess, broken, tmp_path / "c", key)
 
 
