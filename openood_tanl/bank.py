@@ -38,8 +38,15 @@ class TextBankNetwork(Protocol):
 
 
 def check_network(net) -> None:
-    """Raise a TypeError naming what ``net`` lacks to serve as a text bank."""
+    """Raise a TypeError naming what ``net`` lacks to serve as a text bank, a ValueError when its embeddings'
+    dimensions differ."""
     missing = [name for name in REQUIRED_ATTRIBUTES if getattr(net, name, None) is None]
+    if not missing and all(hasattr(getattr(net, name), "shape") for name in REQUIRED_ATTRIBUTES[:3]):
+        dims = {name: tuple(getattr(net, name).shape) for name in REQUIRED_ATTRIBUTES[:3]}
+        if len({shape[-1] for shape in dims.values()}) != 1 or any(len(shape) != 2 for shape in dims.values()):
+            raise ValueError(f"{type(net).__name__}'s text bank does not fit together: "
+                             + ", ".join(f"{name} {list(shape)}" for name, shape in dims.items())
+                             + "; each must be [rows, D] with one D: encode all three with the same model")
     if missing:
         raise TypeError(
             f"{type(net).__name__} lacks {', '.join(missing)}: the engines need a text bank (or a CLIP network) that "

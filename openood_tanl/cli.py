@@ -71,6 +71,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set expects key=value, got '{pair}' (e.g. --set gap=0.5)")
+        if key.strip() in overrides:
+            raise UsageError(f"--set gives '{key.strip()}' twice ({pair} and {key.strip()}="
+                             f"{overrides[key.strip()]}); give it once")
         try:
             overrides[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as error:
@@ -121,6 +124,21 @@ class Job:
         return self.images.name
 
 
+def _check_cache_dir(args) -> None:
+    """The cache folder (--cache-dir, else the default) is a folder this run can create and write, or a
+    UsageError naming it and the fix, before any model loads."""
+    from .embedding_cache import default_cache_dir
+
+    folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    flag = "--cache-dir" if args.cache_dir else "the cache folder ($OPENOOD_TANL_CACHE or ~/.cache/openood_tanl)"
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {folder} is a file; point --cache-dir at a folder")
+    existing = next((parent for parent in (folder, *folder.parents) if parent.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {folder} is not writable ({existing} is not); point --cache-dir at a folder you "
+                         "can write")
+
+
 def plan_benchmark(args, benchmark: str) -> Job:
     """Images (every file listed and present), class names against the ID labels, protocol, text bank: all
     checked, nothing encoded."""
@@ -129,6 +147,8 @@ def plan_benchmark(args, benchmark: str) -> Job:
     from .evaluation.protocols import check_settings
     from .networks import plan_text_bank
 
+    _device(args)  # a device this machine lacks is named before anything else
+    _check_cache_dir(args)
     images = load_benchmark(benchmark, args.data_root)
     spec = _id_classes(args, benchmark)
     images, mapping = match_id_classes(images, class_names(spec))
@@ -199,31 +219,61 @@ def load_features(args, job: Job, methods=()) -> tuple[Any, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- output
-def check_out(out: Path) -> Path:
-    """The output folder, created and writable, or a UsageError."""
+#: The output folders this command created and the locks it holds on them (released when it ends; a folder it
+#: created is removed again when the command fails and leaves it empty).
+_OUTPUTS: dict[str, list] = {"created": [], "locks": []}
+OUTPUT_LOCK = ".openood-tanl.lock"
+
+
+def check_out(out: Path, flag: str = "--out") -> Path:
+    """The output folder, created, writable and claimed for this run (one run writes into a folder at a time), or
+    a UsageError naming ``flag``."""
+    from .evaluation.feature_cache import FileLock
+
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder for the results")
+        raise UsageError(f"{flag} {out} is a file; give a folder for the results")
+    existed = out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"cannot create the output folder --out {out} ({error.strerror}); choose another") from None
+        raise UsageError(f"cannot create the output folder {flag} {out} ({error.strerror}); choose another") from None
+    if not existed:
+        _OUTPUTS["created"].append(out)
     if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"the output folder --out {out} is not writable; choose another")
+        raise UsageError(f"the output folder {flag} {out} is not writable; choose another")
+    lock = FileLock(out / OUTPUT_LOCK)
+    if not lock.acquire(blocking=False):
+        raise UsageError(f"another openood-tanl run is writing into {flag} {out}; wait for it to finish or choose "
+                         "another folder")
+    _OUTPUTS["locks"].append(lock)
     return out
+
+
+def _release_outputs(failed: bool) -> None:
+    for lock in _OUTPUTS["locks"]:
+        lock.release()
+    for folder in reversed(_OUTPUTS["created"]) if failed else ():
+        try:
+            folder.rmdir()  # only when empty: nothing of this run is lost
+        except OSError:
+            pass
+    _OUTPUTS["locks"].clear()
+    _OUTPUTS["created"].clear()
 
 
 def claim_outputs(out: Path, stem: str, files: list[str], record: dict, overwrite: bool) -> None:
     """Refuse to overwrite results of another configuration (another ``config_id``, or none) unless ``overwrite``."""
     sidecar = out / f"{stem}.run.json"
     present = [name for name in [*files, sidecar.name] if (out / name).exists()]
-    if not present or overwrite:
+    if not present:
         return
     try:
         previous = json.loads(sidecar.read_text()).get("config_id") if sidecar.exists() else None
     except (OSError, ValueError):
         previous = None
-    if previous == record["config_id"]:
-        return  # the same configuration: its results are replaced by the same computation
+    if overwrite or previous == record["config_id"]:  # replaced: no record vouches for them until the new one
+        sidecar.unlink(missing_ok=True)
+        return
     what = f"another configuration (config {previous})" if previous else "a run of unknown configuration"
     raise UsageError(f"{out} already holds {', '.join(present)} from {what}; this run is config "
                      f"{record['config_id']}. Pass --overwrite to replace them, or choose another --out")
@@ -237,14 +287,19 @@ def _show(table) -> None:
 
 
 def _write(table, path: Path, record: dict, **kwargs) -> Path:
-    """A CSV with a ``config_id`` column naming the run record it belongs to."""
-    table.assign(config_id=record["config_id"]).to_csv(path, float_format="%.4f", **kwargs)
+    """A CSV with a ``config_id`` column naming the run record it belongs to, written atomically."""
+    from .embedding_cache import write_atomic
+
+    text = table.assign(config_id=record["config_id"]).to_csv(float_format="%.4f", **kwargs)
+    write_atomic(path, text.encode("utf-8"))
     print(f"wrote {path}")
     return path
 
 
 def _write_markdown(text: str, path: Path, record: dict) -> Path:
-    path.write_text(text + f"\n{provenance_line(record)}\n")
+    from .embedding_cache import write_atomic
+
+    write_atomic(path, (text + f"\n{provenance_line(record)}\n").encode("utf-8"))
     print(f"wrote {path}")
     return path
 
@@ -445,7 +500,7 @@ def cmd_eval(args) -> None:
     if args.trace is not None:
         trace_record = _record({label: method}, [job], args,
                                trace={"window": args.trace_window})
-        claim_outputs(check_out(args.trace), "trace", ["trace.csv"], trace_record, args.overwrite)
+        claim_outputs(check_out(args.trace, "--trace"), "trace", ["trace.csv"], trace_record, args.overwrite)
     bank, benchmark = load_features(args, job, [method])
     result = replay_streams(functools.partial(create_lockstep, {label: method}, bank), benchmark,
                     stream_settings(args, args.trace_window if args.trace is not None else None), seeds=args.seeds,
@@ -497,8 +552,11 @@ def sweep_values(args, methods: dict) -> list[Any]:
         values = [yaml.safe_load(v) for v in args.values]
     except yaml.YAMLError as error:
         raise UsageError(f"--values: not a list of numbers or words ({error})") from None
-    if len({json.dumps(v, sort_keys=True, default=str) for v in values}) != len(values):
-        raise UsageError(f"--values {args.values} repeat a value; give each value once")
+    def same(value):  # 100 and 100.0 are one value
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    if len({json.dumps(same(v), sort_keys=True, default=str) for v in values}) != len(values):
+        raise UsageError(f"--values {' '.join(args.values)} repeat a value; give each value once")
     if args.argument in STREAM_ARGUMENTS:
         base = stream_settings(args)
         for value in values:
@@ -772,9 +830,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_grad_enabled(False)
         args.run(args)
     except KeyboardInterrupt:
+        _release_outputs(failed=True)
         print(f"openood-tanl {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - every error becomes one readable message
+        _release_outputs(failed=True)
         if debug:
             raise
         import yaml
@@ -784,6 +844,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"openood-tanl {args.command}: {kind}: {_one_line(error)}", file=sys.stderr)
         print("(run with --debug, or OPENOOD_TANL_DEBUG=1, for the traceback)", file=sys.stderr)
         return 2 if user else 1
+    _release_outputs(failed=False)
     return 0
 
 

@@ -139,7 +139,8 @@ def class_names(spec: Spec) -> list[str]:
             return list(_builtin(text.strip().lower()))
         if isinstance(spec, os.PathLike) or os.path.exists(text) or _looks_like_path(text):
             source = f"class-name file {text!r}"
-            names = parse_lines(read_text_file(text, "class-name"), source, allow_repeats=True)
+            names = parse_lines(read_text_file(text, "class-name").removeprefix("\ufeff"), source,
+                                allow_repeats=True)  # a byte-order mark is not part of the first name
             return _validate(names, source)
         raise ValueError(f"unknown class-name set {text!r}: built-ins are "
                          + ", ".join(repr(b) for b in BUILTIN_CLASS_SETS)

@@ -21,7 +21,7 @@ from ..methods import create_lockstep
 from .data import FeatureBenchmark
 from .protocols import STREAM_ARGUMENTS, StreamSettings
 from .replay import replay_streams
-from .tables import is_group_mean
+from .tables import is_group_mean, save_figure
 
 __all__ = ["compare_methods", "sweep", "sweep_methods", "sweep_axis", "plot_sweep"]
 
@@ -144,6 +144,5 @@ def plot_sweep(curves: Mapping[str, pd.DataFrame], argument: str, path: str | Pa
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
     return path

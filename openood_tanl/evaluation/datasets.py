@@ -371,6 +371,9 @@ def _spec_source(where: str, resolve, set_name: str, entry, ood: bool) -> ImageL
                          + ("" if ood else ", and classes with folder"))
     if ("folder" in entry) == ("list" in entry):
         raise ValueError(f"{context} needs exactly one of 'folder' or 'list'")
+    for key in ("folder", "list", "root"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise ValueError(f"{context}: '{key}' must be a path (a string), got {type(entry[key]).__name__}")
     if "folder" in entry:
         if "root" in entry:
             raise ValueError(f"{context}: 'root' goes with 'list', not 'folder'")
@@ -384,10 +387,11 @@ def _spec_source(where: str, resolve, set_name: str, entry, ood: bool) -> ImageL
                     raise FileNotFoundError(f"{context}: classes file {classes_path} does not exist")
                 classes = [line.strip() for line in classes_path.read_text(encoding="utf-8").splitlines()
                            if line.strip() and not line.strip().startswith("#")]
-            elif isinstance(classes, list):
+            elif isinstance(classes, list) and all(isinstance(c, (str, int)) for c in classes):
                 classes = [str(c) for c in classes]
             else:
-                raise ValueError(f"{context}: 'classes' must be a file path or a list of subfolder names")
+                raise ValueError(f"{context}: 'classes' must be a file path or a list of subfolder names "
+                                 "(strings)")
         return _folder_set(resolve(entry["folder"]), name=set_name, ood=ood, classes=classes)
     if "classes" in entry:
         raise ValueError(f"{context}: 'classes' goes with 'folder'; a list carries its own labels")
@@ -418,10 +422,14 @@ def load_spec(spec_path: str | os.PathLike, data_root: str | os.PathLike | None 
 
     spec_path = Path(spec_path)
     where = f"benchmark spec {spec_path}"
-    spec = load_yaml(spec_path, "benchmark spec", "keys name, id, ood: see load_spec in openood_tanl.evaluation")
+    spec = load_yaml(spec_path, "benchmark spec", "keys name, id, ood: see load_spec in openood_tanl.evaluation",
+                     allow_aliases=False)
     unknown = set(spec) - {"name", "data_root", "id", "ood"}
     if unknown:
         raise ValueError(f"{where} has unknown keys {sorted(unknown)}; allowed: name, data_root, id, ood")
+    for key in ("name", "data_root"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise ValueError(f"{where}: '{key}' must be a string, got {type(spec[key]).__name__}")
     name = str(spec.get("name") or spec_path.stem)
     if data_root is not None:
         base = Path(data_root)
@@ -443,6 +451,10 @@ def load_spec(spec_path: str | os.PathLike, data_root: str | os.PathLike | None 
         raise ValueError(f"{where} needs 'ood': a mapping of groups (e.g. near, far) to {{set name: source}}")
     groups = {}
     for group, members in ood.items():
+        names = [group, *(members if isinstance(members, dict) else ())]
+        odd = next((n for n in names if not isinstance(n, (str, int)) or isinstance(n, bool)), None)
+        if odd is not None:
+            raise ValueError(f"{where}: OOD group and set names must be strings, got {type(odd).__name__}")
         if not isinstance(members, dict) or not members:
             raise ValueError(f"{where}: OOD group '{group}' must map set names to sources, e.g. "
                              "{textures: {folder: dtd/images}}")

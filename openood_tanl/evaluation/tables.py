@@ -5,6 +5,7 @@ Metrics are in percent (``openood_tanl.metrics.METRIC_COLUMNS``): ``FPR@95`` (Op
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -13,7 +14,7 @@ from ..metrics import METRIC_COLUMNS
 
 __all__ = ["metrics_table", "summarise", "seed_summary", "group_mean_name", "is_group_mean", "leaderboard_columns",
            "leaderboard_table",
-           "markdown_table", "LEADERBOARD_COLUMNS", "HIGHER_IS_BETTER"]
+           "markdown_table", "save_figure", "LEADERBOARD_COLUMNS", "HIGHER_IS_BETTER"]
 
 #: Whether a higher value is better, per metric.
 HIGHER_IS_BETTER = {"FPR@95": False, "FPR@95(ID+)": False, "AUROC": True, "AUPR_IN": True, "AUPR_OUT": True,
@@ -120,3 +121,18 @@ def markdown_table(table: pd.DataFrame, digits: int = 2, bold: bool = True) -> s
     return "\n".join(lines) + "\n"
 
 
+
+
+def save_figure(figure, path, dpi: int = 100):
+    """Save a matplotlib ``figure`` as PNG at ``path`` atomically (a reader never sees half a file), and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from ..embedding_cache import write_atomic
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    plt.close(figure)
+    write_atomic(Path(path), buffer.getvalue())
+    return path

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..metrics import auroc_and_fpr95
+from .tables import save_figure
 
 __all__ = ["Tracer", "TRACE_COLUMNS", "RECOVERY_TOLERANCE", "write_traces", "plot_trace"]
 
@@ -107,7 +108,8 @@ class Tracer:
 
     def _recovery(self, records: list[dict]) -> None:
         """On the first batch after each switch: samples until the windowed AUROC is within tolerance of the
-        value it settles at (median over the second half of that OOD set's batches)."""
+        value it settles at (median over the second half of that OOD set's batches); inf when it never comes
+        within it (not recovered), NaN when there is no windowed AUROC."""
         for name, start in self._segments[1:]:
             batches = [r for r in records if r["segment"] == name and r["seen"] > start]
             late = [r["window_auroc"] for r in batches[len(batches) // 2:] if not math.isnan(r["window_auroc"])]
@@ -115,8 +117,8 @@ class Tracer:
                 continue
             settled = statistics.median(late)
             recovered = next((r for r in batches if not math.isnan(r["window_auroc"])
-                              and abs(r["window_auroc"] - settled) <= RECOVERY_TOLERANCE), batches[-1])
-            batches[0]["recovery_samples"] = recovered["seen"] - start
+                              and abs(r["window_auroc"] - settled) <= RECOVERY_TOLERANCE), None)
+            batches[0]["recovery_samples"] = math.inf if recovered is None else recovered["seen"] - start
 
 
 def _slug(text: str) -> str:
@@ -148,12 +150,14 @@ def plot_trace(trace: pd.DataFrame, path: Path, title: str) -> Path:
         row, start = trace.loc[index], starts[index]
         for axis in axes:
             axis.axvline(start, color="grey", linestyle="--", linewidth=0.8)
-        recovery = "" if math.isnan(row["recovery_samples"]) else f"recovered in {int(row['recovery_samples'])} samples"
+        samples = row["recovery_samples"]
+        recovery = "" if math.isnan(samples) else "not recovered" if math.isinf(samples) else \
+            f"recovered in {int(samples)} samples"
         axes[2].annotate(f"switch to {row['segment']}\n{recovery}", (start, 0.03), xycoords=("data", "axes fraction"),
                          xytext=(4, 0), textcoords="offset points", fontsize=8, va="bottom")
     for axis, columns in zip(axes, (["threshold", "selection_overlap"], ["id_memory", "ood_memory"])):
         if trace[columns].isna().all().all():
-            axis.text(0.5, 0.5, "not exposed by this method (no adaptive state)", transform=axis.transAxes,
+            axis.text(0.5, 0.5, "no adaptive threshold or selection in this method", transform=axis.transAxes,
                       ha="center", va="center", color="grey")
     for axis in axes:
         axis.grid(alpha=0.3)
@@ -161,8 +165,7 @@ def plot_trace(trace: pd.DataFrame, path: Path, title: str) -> Path:
     figure.suptitle(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path, dpi=100)
     return path
 
 

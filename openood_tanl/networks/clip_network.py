@@ -193,12 +193,13 @@ def _load_clip(model_name: str, pretrained: str | None, device, precision: str, 
             model_name, pretrained=None if openai_file else pretrained, device="cpu" if openai_file else device,
             precision=_open_clip_precision(precision), force_quick_gelu=use_quick_gelu, cache_dir=weights_dir)
     except RuntimeError as error:
-        if "download" in str(error).lower():
+        if pretrained and form is None and not os.path.isfile(pretrained) and "download" in str(error).lower():
             raise RuntimeError(
                 f"could not download the '{pretrained}' weights of {model_name} ({error}). Without internet, "
                 f"download the checkpoint on a machine that has it (open_clip.create_model('{model_name}', "
                 f"pretrained='{pretrained}') caches it, or OpenAI's own {model_name}.pt archive) and pass its file "
-                "path as pretrained='/path/to/checkpoint'") from error
+                "path as pretrained='/path/to/checkpoint' (CLI: --pretrained /path/to/checkpoint; add "
+                "quick_gelu=True / --quick-gelu for OpenAI's weights saved as a plain state dict)") from error
         raise
     if openai_file:
         try:

@@ -12,7 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from openood.postprocessors import BasePostprocessor
+
+try:
+    from openood.postprocessors import BasePostprocessor
+except ImportError as error:  # OpenOOD is not on PyPI
+    raise ImportError(f"openood_tanl's OpenOOD postprocessors need OpenOOD ({error}); it is not on PyPI: pip install "
+                      "git+https://github.com/Jingkang50/OpenOOD") from error
 from tqdm.auto import tqdm
 
 from ..bank import check_network, network_device
