@@ -188,6 +188,10 @@ def _device(args):
         device = torch.device(distributed.device_for(args.device))
     except RuntimeError as error:
         raise UsageError(f"--device {args.device}: {error}") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise UsageError(f"--device {args.device}: this machine has {found} CUDA device(s) that torch can use; pass "
+                         "--device cpu (or auto)")
     if args.precision == "fp16" and device.type != "cuda":
         raise UsageError(f"--precision fp16 needs a CUDA device; this run uses {device} (use fp32, or official-fp16 "
                          "for the authors' numerics)")

@@ -422,3 +422,214 @@ def test_readme_openood_snippets_pass_the_clip_preprocessor():
     snippets = [s for s in re.findall(r"```python\n(.*?)```", _readme(), re.S) if "Evaluator(" in s]
     assert snippets and all("preprocessor=preprocess" in s for s in snippets)
     assert _readme().index("TestTimeEvaluator(") < _readme().index("from openood.evaluation_api import Evaluator")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# round two: an adversarial user
+def _spec_file(path: Path, ood: dict, **extra) -> str:
+    path.write_text(yaml.safe_dump({"name": "toy", "id": {"folder": "id", "classes": list(CLASSES)}, "ood": ood,
+                                    **extra}, sort_keys=False))
+    return str(path)
+
+
+@pytest.mark.parametrize("ood, clash", [
+    ({"near": {"x": {"folder": "near"}}, "far": {"x": {"folder": "far"}}}, "'x' appears twice"),
+    ({"near": {"farood": {"folder": "near"}}, "far": {"y": {"folder": "far"}}}, "named like the mean row"),
+    ({"near": {"a": {"folder": "near"}}, "nearood": {"b": {"folder": "far"}}}, "would share the mean row"),
+])
+def test_set_names_that_would_collide_in_the_tables_are_refused(tree, capsys, no_model, tmp_path, ood, clash):
+    root, _ = tree
+    spec = _spec_file(root / "data" / f"clash-{abs(hash(clash))}.yml", ood)
+    code, _, err = _run(_eval(tree, "--out", str(tmp_path / "out"), spec=Path(spec).name), capsys)
+    assert code == 2 and clash in err and "Traceback" not in err
+
+
+def test_a_leaderboard_has_the_columns_of_every_group(tree, capsys, tmp_path):
+    root, common = tree
+    spec = _spec_file(root / "data" / "groups.yml",
+                      {"hard": {"h": {"folder": "near"}}, "easy": {"e": {"folder": "far"}}})
+    args = ["leaderboard", "--methods", "mcm", "--benchmarks", spec, "--id-classes", str(root / "colours.txt"),
+            *common, "--batch-size", "8", "--out", str(tmp_path / "board")]
+    assert _run(args, capsys)[0] == 0
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv", index_col="method")
+    for column in ("toy hardood AUROC", "toy easyood AUROC", "toy hardood FPR@95", "toy easyood FPR@95(ID+)",
+                   "toy id ACC"):
+        assert column in board.columns and board[column].notna().all(), column
+
+
+def test_the_run_identity_follows_its_images(tree, capsys, tmp_path):
+    root, _ = tree
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    args = _eval(tree, "--out", str(tmp_path / "out"), "--set", "num_negatives=100")
+    args[args.index("--benchmark") + 1] = str(data / "stated.yml")
+    args[args.index("--data-root") + 1] = str(data)
+    assert _run(args, capsys)[0] == 0
+    record = yaml.safe_load((tmp_path / "out" / "tanl-num_negatives100-toy-mixed.run.json").read_text())
+    images = record["benchmarks"]["toy"]["images"]
+    assert images["toy-far"]["images"] == 6 and images["toy"]["group"] == "id"
+    assert len(images["toy"]["files_sha256"]) == 64
+    assert record["benchmarks"]["toy"]["streams"]["toy-far"] == {"id": 24, "ood": 6}
+    _images(data / "far" / "more", 1, 200, seed=5)  # one more OOD image: another run
+    code, _, err = _run(args, capsys)
+    assert code == 2 and "already holds" in err
+
+
+def test_files_of_other_types_are_reported_and_16_bit_images_scaled(tmp_path):
+    from openood_tanl.evaluation.datasets import SkippedFileWarning, read_rgb, scan_folder
+
+    (tmp_path / "a.png").write_bytes(b"")
+    Image.new("RGB", (4, 4)).save(tmp_path / "b.gif")
+    (tmp_path / ".hidden").write_text("x")
+    with pytest.warns(SkippedFileWarning, match=r"1 file\(s\) not read as images \(1 \.gif\).*only \.jpg"):
+        assert scan_folder(tmp_path) == [str(tmp_path / "a.png")]
+    deep = np.full((6, 6), 60000, np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    pixels = np.asarray(read_rgb(str(tmp_path / "deep.png")))
+    assert pixels.shape == (6, 6, 3) and int(pixels.max()) == 60000 * 255 // 65535  # not clipped to white
+
+
+def test_unreadable_images_are_named_before_any_model_loads(tree, capsys, no_model, tmp_path):
+    root, _ = tree
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    (data / "far" / "0.png").write_bytes(b"")  # empty
+    (data / "near" / "0.png").write_text("not an image")
+    args = _eval(tree, "--out", str(tmp_path / "out"))
+    args[args.index("--benchmark") + 1] = str(data / "stated.yml")
+    args[args.index("--data-root") + 1] = str(data)
+    code, _, err = _run(args, capsys)
+    assert code == 2 and "2 image(s) of benchmark 'toy' cannot be read" in err and "0.png" in err
+    assert len(err.strip().splitlines()) == 2  # the message and the --debug hint
+
+
+def test_a_thin_stream_is_warned_about_with_its_counts(tree, capsys, tmp_path):
+    from openood_tanl.evaluation.streams import DegenerateStreamWarning
+
+    with pytest.warns(DegenerateStreamWarning, match=r"toy-near \(24 ID, 1 OOD\).*--id-ood-ratio 1000"):
+        assert _run(_eval(tree, "--out", str(tmp_path / "out"), "--id-ood-ratio", "1000",
+                          "--set", "num_negatives=100"), capsys)[0] == 0
+
+
+def test_one_run_writes_into_a_folder_at_a_time_and_a_failed_one_leaves_no_folder(tree, capsys, no_model, tmp_path):
+    from openood_tanl.evaluation.feature_cache import FileLock
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    held = FileLock(out / cli.OUTPUT_LOCK)
+    assert held.acquire(blocking=False)
+    try:
+        code, _, err = _run(_eval(tree, "--out", str(out)), capsys)
+        assert code == 2 and "another openood-tanl run is writing into --out" in err
+    finally:
+        held.release()
+    fresh = tmp_path / "never"
+    code, _, _ = _run(_eval(tree, "--out", str(fresh), "--set", "gap=7"), capsys)
+    assert code == 2 and not fresh.exists()
+
+
+def test_overwriting_removes_the_old_record_before_writing(tree, capsys, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert _run(_eval(tree, "--out", str(out), "--set", "num_negatives=100"), capsys)[0] == 0
+    record = out / "tanl-num_negatives100-toy-mixed.run.json"
+    assert record.exists() and oct(record.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cli, "_write_record", fail)
+    code, _, err = _run(_eval(tree, "--out", str(out), "--set", "num_negatives=100", "--overwrite"), capsys)
+    assert code == 2 and "disk full" in err
+    assert not record.exists()  # no record vouches for files of another run
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("spec_text, message", [
+    ("name: [1, 2]\nid: {folder: id}\nood: {far: {x: {folder: far}}}\n", "'name' must be a string, got list"),
+    ("name: toy\nid: {folder: [id]}\nood: {far: {x: {folder: far}}}\n", "'folder' must be a path"),
+    ("a: &a [x, x]\nb: &b [*a, *a]\nname: toy\n", "YAML aliases"),
+])
+def test_spec_values_are_type_checked_and_aliases_refused(tree, capsys, no_model, tmp_path, spec_text, message):
+    root, _ = tree
+    spec = root / "data" / f"typed-{abs(hash(message))}.yml"
+    spec.write_text(spec_text)
+    code, _, err = _run(_eval(tree, "--out", str(tmp_path / "out"), spec=spec.name), capsys)
+    assert code == 2 and message in err
+
+
+def test_smaller_mistakes_get_one_line_each(tree, capsys, no_model, tmp_path):
+    root, _ = tree
+    (tmp_path / "cache-file").write_text("x")
+    args = _eval(tree, "--out", str(tmp_path / "o1"))
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "cache-file")
+    code, _, err = _run(args, capsys)
+    assert code == 2 and "--cache-dir" in err and "is a file" in err
+    (tmp_path / "trace-file").write_text("x")
+    code, _, err = _run(_eval(tree, "--out", str(tmp_path / "o2"), "--trace", str(tmp_path / "trace-file")), capsys)
+    assert code == 2 and "--trace" in err and "is a file" in err
+    code, _, err = _run(_eval(tree, "--out", str(tmp_path / "o3"), "--set", "gap=0.1", "gap=0.9"), capsys)
+    assert code == 2 and "gives 'gap' twice" in err
+
+
+def test_a_bom_is_not_part_of_the_first_class_name(tmp_path):
+    import openood_tanl
+
+    (tmp_path / "names.txt").write_bytes("\ufeffred thing\ngreen thing\n".encode("utf-8"))
+    assert openood_tanl.class_names(tmp_path / "names.txt") == ["red thing", "green thing"]
+
+
+def test_interrupting_prints_one_line(tree, capsys, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_eval", interrupted)  # the parser binds the command when main() builds it
+    code, _, err = _run(_eval(tree), capsys)
+    assert code == 130 and err.strip() == "openood-tanl eval: interrupted"
+
+
+def test_a_missing_gpu_is_named_before_the_model(tree, capsys, no_model, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = _run([*_eval(tree, "--out", str(tmp_path / "out")), "--device", "cuda"], capsys)
+    assert code == 2 and "--device cuda" in err and "download" not in err
+
+
+def test_a_trace_that_never_settles_says_not_recovered():
+    from openood_tanl.evaluation.traces import Tracer
+
+    tracer = Tracer.__new__(Tracer)
+    tracer._segments = [("a", 0), ("b", 10)]
+    records = [{"segment": "b", "seen": 10 + 5 * i, "window_auroc": 50.0 if i % 2 else 90.0,
+                "recovery_samples": float("nan")} for i in range(1, 9)]
+    tracer._recovery(records)
+    assert records[0]["recovery_samples"] == float("inf")
+
+
+def test_a_text_bank_of_mismatched_dimensions_is_refused():
+    import torch
+
+    import openood_tanl
+
+    bank = openood_tanl.TextBank(torch.randn(3, 8), torch.randn(20, 16), torch.randn(4, 8))
+    for method in ("mcm", "neglabel", "tanl"):
+        with pytest.raises(ValueError, match=r"does not fit together: id_text_features \[3, 8\], "
+                                             r"corpus_text_features \[20, 16\]"):
+            openood_tanl.create_engine(method, bank)
+
+
+def test_the_openood_adapter_names_its_install_command_without_openood():
+    import importlib.util
+
+    if importlib.util.find_spec("openood") is not None:
+        pytest.skip("OpenOOD is installed here")
+    import openood_tanl
+
+    with pytest.raises(ImportError, match="pip install git\\+https://github.com/Jingkang50/OpenOOD"):
+        openood_tanl.TANLPostprocessor()
