@@ -29,6 +29,8 @@ from openood_tanl.evaluation import (
 )
 
 if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit("usage: python examples/leaderboard.py <benchmark spec .yml> <data root> <class-name file>")
     spec, data_root, class_file = sys.argv[1], sys.argv[2], sys.argv[3]
     images = load_benchmark(spec, data_root)
     images, mapping = match_id_classes(images, openood_tanl.class_names(class_file))  # refuses a mismatch

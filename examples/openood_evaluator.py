@@ -6,10 +6,17 @@ pretrained="/path/to/checkpoint" with quick_gelu=True). The text bank is cached 
 
     python examples/openood_evaluator.py
 """
+import os
+import sys
+
 import torch
 
-import openood_tanl  # tanl, tanl_official, mcm, neglabel, adaneg become names in OpenOOD's evaluation API
-from openood_tanl.openood.evaluators import TestTimeEvaluator
+if not os.path.isdir("./data/benchmark_imglist"):
+    sys.exit("usage: python examples/openood_evaluator.py, run where ./data holds OpenOOD's data (benchmark_imglist/, "
+             "images_largescale/; OpenOOD's scripts/download/download.py fetches them)")
+
+import openood_tanl  # noqa: E402  tanl, tanl_official, mcm, neglabel, adaneg become names in OpenOOD's evaluation API
+from openood_tanl.openood.evaluators import TestTimeEvaluator  # noqa: E402
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
 net, preprocess = openood_tanl.create_network("ViT-B-16", pretrained="openai", id_classes="imagenet",
@@ -21,6 +28,9 @@ evaluator = TestTimeEvaluator(net, id_name="imagenet", data_root="./data", confi
                               protocol="mixed", seeds=(0, 1, 2))
 print(evaluator.eval_ood())  # OpenOOD's table (+ FPR@95(ID+), the CLIP-papers' convention), mean over seeds
 
-# OpenOOD's own Evaluator works too (ID set first, then each OOD set, no reset in between), on a GPU:
+# OpenOOD's own Evaluator works too (ID set first, then each OOD set, no reset in between: it warns that TANL's
+# memories carry over), and on a CPU inside cpu_only():
 # from openood.evaluation_api import Evaluator
-# Evaluator(net, "imagenet", "./data", openood_tanl.config_root(), preprocess, "tanl", batch_size=256).eval_ood()
+# from openood_tanl.openood import cpu_only
+# with cpu_only():
+#     Evaluator(net, "imagenet", "./data", openood_tanl.config_root(), preprocess, "tanl", batch_size=256).eval_ood()
