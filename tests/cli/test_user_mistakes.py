@@ -74,6 +74,17 @@ def _eval(tree, *extra, spec="stated.yml", classes="colours.txt"):
             str(root / classes), *common, "--batch-size", "8", *extra]
 
 
+def _eval_on_a_copy(tree, tmp_path, *extra) -> tuple[list[str], Path]:
+    """``_eval`` on a copy of the data tree (its images may be changed): (arguments, the copy)."""
+    root, _ = tree
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    args = _eval(tree, "--out", str(tmp_path / "out"), *extra)
+    args[args.index("--benchmark") + 1] = str(data / "stated.yml")
+    args[args.index("--data-root") + 1] = str(data)
+    return args, data
+
+
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if a model is loaded or an image encoded: the checks must come first."""
@@ -89,12 +100,7 @@ def no_model(monkeypatch):
 
 # ---------------------------------------------------------------------------- 1. the feature cache sees content
 def test_replaced_images_are_re_encoded_not_served_from_the_cache(tree, capsys, tmp_path):
-    root, common = tree
-    data = tmp_path / "data"
-    shutil.copytree(root / "data", data)
-    args = _eval(tree, "--out", str(tmp_path / "out"), "--set", "num_negatives=100")
-    args[args.index("--benchmark") + 1] = str(data / "stated.yml")
-    args[args.index("--data-root") + 1] = str(data)
+    args, data = _eval_on_a_copy(tree, tmp_path, "--set", "num_negatives=100")
     assert _run(args, capsys)[0] == 0
     table = tmp_path / "out" / "tanl-num_negatives100-toy-mixed.csv"
     before = pd.read_csv(table, index_col="dataset")
@@ -458,12 +464,7 @@ def test_a_leaderboard_has_the_columns_of_every_group(tree, capsys, tmp_path):
 
 
 def test_the_run_identity_follows_its_images(tree, capsys, tmp_path):
-    root, _ = tree
-    data = tmp_path / "data"
-    shutil.copytree(root / "data", data)
-    args = _eval(tree, "--out", str(tmp_path / "out"), "--set", "num_negatives=100")
-    args[args.index("--benchmark") + 1] = str(data / "stated.yml")
-    args[args.index("--data-root") + 1] = str(data)
+    args, data = _eval_on_a_copy(tree, tmp_path, "--set", "num_negatives=100")
     assert _run(args, capsys)[0] == 0
     record = yaml.safe_load((tmp_path / "out" / "tanl-num_negatives100-toy-mixed.run.json").read_text())
     images = record["benchmarks"]["toy"]["images"]
@@ -490,14 +491,9 @@ def test_files_of_other_types_are_reported_and_16_bit_images_scaled(tmp_path):
 
 
 def test_unreadable_images_are_named_before_any_model_loads(tree, capsys, no_model, tmp_path):
-    root, _ = tree
-    data = tmp_path / "data"
-    shutil.copytree(root / "data", data)
+    args, data = _eval_on_a_copy(tree, tmp_path)
     (data / "far" / "0.png").write_bytes(b"")  # empty
     (data / "near" / "0.png").write_text("not an image")
-    args = _eval(tree, "--out", str(tmp_path / "out"))
-    args[args.index("--benchmark") + 1] = str(data / "stated.yml")
-    args[args.index("--data-root") + 1] = str(data)
     code, _, err = _run(args, capsys)
     assert code == 2 and "2 image(s) of benchmark 'toy' cannot be read" in err and "0.png" in err
     assert len(err.strip().splitlines()) == 2  # the message and the --debug hint
