@@ -102,7 +102,7 @@ class TestTimeEvaluator(Evaluator):
         self.order = None if order is None else list(order)
         self.stream_batch_size = int(stream_batch_size or batch_size)
         if postprocessor is not None:
-            require_engine_postprocessor(postprocessor)
+            require_engine_postprocessor(postprocessor).reset()  # every stream here starts from a reset anyway
         self.features: dict[tuple[str, str], FeatureSet] = {}
         self.benchmarks: dict[str, FeatureBenchmark | None] = {"ood": None, "fsood": None}
         self.per_seed: dict[str, pd.DataFrame | None] = {"ood": None, "fsood": None}

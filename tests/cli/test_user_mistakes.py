@@ -629,3 +629,12 @@ def test_the_openood_adapter_names_its_install_command_without_openood():
 
     with pytest.raises(ImportError, match="pip install git\\+https://github.com/Jingkang50/OpenOOD"):
         openood_tanl.TANLPostprocessor()
+
+
+def test_a_sweep_value_given_twice_is_refused(tree, capsys, no_model, tmp_path):
+    root, common = tree
+    args = ["sweep", "--methods", "tanl", "--argument", "num_negatives", "--values", "100", "100.0", "--benchmark",
+            str(root / "data" / "stated.yml"), "--id-classes", str(root / "colours.txt"), *common,
+            "--out", str(tmp_path / "sweep")]
+    code, _, err = _run(args, capsys)
+    assert code == 2 and "repeat a value" in err
