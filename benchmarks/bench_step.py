@@ -2,7 +2,9 @@
 
 Floor = one [B, D] x [D, C + N] matmul, its softmax, one top-M over N. The engine's step is timed on a synthetic
 stream at ImageNet scale (defaults: C=1000, N=70,000, D=512, B=256, M=1000, L=300, step 1). Floor and step
-alternate, and the medians are compared, so load on the machine hits both alike.
+alternate, and the medians are compared, so load on the machine hits both alike. Each row also counts one
+steady-state step's kernel-launching ops and host syncs at torch's dispatch level (what bounds an eager step on a
+GPU).
 
     python benchmarks/bench_step.py                 # CPU, paper setting
     python benchmarks/bench_step.py --device cuda   # GPU (synchronised timings)
@@ -30,6 +32,33 @@ def _timed(fn, device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+#: View and metadata ops that launch no kernel (a dispatch-level count of the rest is the launch count on a GPU).
+_NO_KERNEL = ("view", "_unsafe_view", "slice", "select", "t", "transpose", "expand", "unsqueeze", "squeeze",
+              "as_strided", "alias", "detach", "permute", "reshape", "split", "unbind", "empty", "lift_fresh",
+              "_to_copy_noop", "unfold", "narrow", "diagonal", "set_", "resize_")
+#: Ops that read a value back to the host.
+_SYNCS = ("_local_scalar_dense", "nonzero", "item", "is_nonzero", "equal", "allclose")
+
+
+def count_ops(step) -> tuple[int, int]:
+    """(kernel-launching ops, host syncs) of one call of ``step``, counted at torch's dispatch level."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        ops = syncs = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name not in _NO_KERNEL:
+                self.ops += 1
+            self.syncs += name in _SYNCS
+            return func(*args, **(kwargs or {}))
+
+    with Counter() as counter:
+        step()
+    return counter.ops, counter.syncs
 
 
 def main() -> None:
@@ -66,7 +95,7 @@ def main() -> None:
 
     print(f"device={device} threads={torch.get_num_threads()} C={args.classes} N={args.corpus} D={args.dim} "
           f"B={args.batch} M={args.negatives} engine={engine_class.__name__}")
-    print(f"{'L':>6} {'step':>4} {'floor ms':>9} {'step ms':>8} {'ratio':>6}")
+    print(f"{'L':>6} {'step':>4} {'floor ms':>9} {'step ms':>8} {'ratio':>6} {'ops':>5} {'syncs':>5}")
     for memory in args.memory:
         for score_step in args.steps:
             engine = engine_class(id_text, corpus, noise, num_negatives=args.negatives, memory_length=memory,
@@ -77,7 +106,8 @@ def main() -> None:
                 floors.append(_timed(lambda: floor(batch), device))
                 steps.append(_timed(lambda: engine.step(batch), device))
             f, s = statistics.median(floors), statistics.median(steps)
-            print(f"{memory:>6} {score_step:>4} {1e3 * f:>9.2f} {1e3 * s:>8.2f} {s / f:>6.2f}")
+            ops, syncs = count_ops(lambda: engine.step(batches[-1]))  # memories full: the steady state
+            print(f"{memory:>6} {score_step:>4} {1e3 * f:>9.2f} {1e3 * s:>8.2f} {s / f:>6.2f} {ops:>5} {syncs:>5}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB, of which {peak - rss_before:.0f} MiB after the data were generated "
           f"(text bank {text.numel() * 4 / 2**20:.0f} MiB, "

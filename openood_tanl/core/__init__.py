@@ -7,13 +7,12 @@ from .adaneg import AdaNeg
 from .engine import Engine, OfficialName
 from .lockstep import Lockstep
 from .mcm import MCM
+from .memory import ActivationMemory
 from .neglabel import NegLabel, select_negative_labels
 from .official_fp16 import OfficialFP16TANL
-from .pool import ActivationPool
-from .queue import ActivationQueue
 from .scoring import activation_aware_score, literal_activation_aware_score, otsu_threshold, prefix_lengths
 from .tanl import TANL
 
 __all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg",
-           "select_negative_labels", "ActivationQueue", "ActivationPool", "activation_aware_score",
+           "select_negative_labels", "ActivationMemory", "activation_aware_score",
            "literal_activation_aware_score", "otsu_threshold", "prefix_lengths"]

@@ -14,7 +14,6 @@ from typing import Mapping
 
 import torch
 
-from .pool import ActivationPool
 from .scoring import gather_columns
 from .validation import as_rows, check_batch, check_logit_scale
 from .workspace import Workspaces
@@ -32,7 +31,7 @@ class Lockstep:
         id_text: [C, D] and corpus_text: [N, D], the bank's L2-normalised texts; logit_scale: its multiplier.
 
     ``reset()`` resets every engine; ``engines`` is the mapping (read-only use: each engine's documented state).
-    Engines that keep rows of activations (TANL's memories) keep them in one shared ``ActivationPool``.
+    Each engine keeps its own state (TANL's memories): it does the same operations here as alone.
     """
 
     def __init__(self, engines: Mapping[str, object], id_text: torch.Tensor, corpus_text: torch.Tensor,
@@ -55,19 +54,6 @@ class Lockstep:
                                  f"has {self._num_classes} on {self.device}: build every engine from the same bank")
             self._column_set[label] = self._index_of(engine.bank_columns)
         self._workspaces = Workspaces()
-        self._share_activation_pools()
-
-    def _share_activation_pools(self) -> None:
-        """Engines keeping activation rows (``share_activation_pool``) keep them in one pool per row width."""
-        groups: dict[int, list] = {}
-        for engine in self.engines.values():
-            if hasattr(engine, "share_activation_pool"):
-                groups.setdefault(engine.activation_pool.width, []).append(engine)
-        for width, engines in groups.items():
-            if len(engines) > 1:  # room for what each engine's own pool holds room for, allocated once
-                pool = ActivationPool(width, self.device, sum(e.activation_pool.storage.shape[0] for e in engines))
-                for engine in engines:
-                    engine.share_activation_pool(pool)
 
     def _index_of(self, columns) -> int | None:
         if columns is None:

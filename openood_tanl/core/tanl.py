@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 
 from .engine import OfficialName
-from .pool import ActivationPool
-from .queue import ActivationQueue
+from .memory import ActivationMemory
 from .scoring import activation_aware_score, gather_columns, id_logsumexp, otsu_threshold
 from .validation import (
     as_rows,
@@ -119,8 +118,8 @@ class TANL:
         self.seed = values["seed"]
         self._text: torch.Tensor | None = None  # [C + N, D] for step's one matmul, built on its first use
         self._workspaces = Workspaces()
-        self.activation_pool = ActivationPool(self.corpus_size, device, 2 * self.memory_length)
-        self._id_memory = self._ood_memory = None
+        self._id_memory = ActivationMemory(self.memory_length, self.corpus_size, device)
+        self._ood_memory = ActivationMemory(self.memory_length, self.corpus_size, device)
         self.reset()
 
     def __getstate__(self) -> dict:
@@ -154,11 +153,6 @@ class TANL:
         generator = torch.Generator().manual_seed(self.seed)
         id_order = torch.randperm(self.num_classes, generator=generator)
         noise_order = torch.randperm(self.noise_features.shape[0], generator=generator)
-        for memory in (self._id_memory, self._ood_memory):
-            if memory is not None:
-                memory.clear()  # its rows leave the pool
-        self._id_memory = ActivationQueue(self.memory_length, self.corpus_size, pool=self.activation_pool)
-        self._ood_memory = ActivationQueue(self.memory_length, self.corpus_size, pool=self.activation_pool)
         # Only the rows that survive the cut to L are ever used: compute activations for those alone.
         keep_id = id_order[-self.memory_length:].to(self.device)
         keep_noise = noise_order[-self.memory_length:].to(self.device)
@@ -191,13 +185,10 @@ class TANL:
         """(ID, OOD) rows held in memory (``memory_sizes``; the name every stateful engine shares)."""
         return self.memory_sizes
 
-    def share_activation_pool(self, pool: ActivationPool) -> None:
-        """Keep the memories' rows in ``pool`` from now on (moved there), shared with other engines on the same
-        stream (``core.Lockstep``): rows several memories take from one batch are stored and summed once. Results
-        do not change."""
-        for memory in (self._id_memory, self._ood_memory):
-            memory.move_to(pool)
-        self.activation_pool = pool
+    @property
+    def memories(self) -> tuple[ActivationMemory, ActivationMemory]:
+        """The (ID, OOD) activation memories (read-only use: ``count``, ``mean()``, ``rows()``, ``chunk_sums()``)."""
+        return self._id_memory, self._ood_memory
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()

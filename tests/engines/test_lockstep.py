@@ -132,21 +132,14 @@ def test_lockstep_refuses_engines_of_another_bank(bank, synthetic_bank):
         Lockstep({}, bank.id_text_features, bank.corpus_text_features, 100.0)
 
 
-def test_tanl_engines_in_lockstep_keep_their_memories_in_one_pool(bank, stream):
-    """A sweep's TANL engines hold their activation rows in one pool: a confident sample several of them keep is
-    stored once; each engine's memories still hold exactly the rows its own run holds."""
+def test_tanl_engines_in_lockstep_hold_the_memories_of_their_own_runs(bank, stream):
+    """A sweep's TANL engines each keep their own memories: exactly the rows and sums of each one's own run."""
     points = {f"gap={gap}": _small("tanl", gap=gap) for gap in (0.1, 0.2, 0.3)}
     lockstep = create_lockstep(points, bank)
     _together(lockstep, stream)
-    pools = {id(engine.activation_pool) for engine in lockstep.engines.values()}
-    assert len(pools) == 1
-    pool = next(iter(lockstep.engines.values())).activation_pool
-    held = sum(sum(engine.memory_fill) for engine in lockstep.engines.values())
-    assert pool.rows_held < held  # shared rows are stored once
     for label, method in points.items():
         alone = method.engine(bank)
         _alone(alone, stream)
-        mine = lockstep.engines[label]
-        for name in ("_id_memory", "_ood_memory"):
-            assert torch.equal(getattr(mine, name).rows(), getattr(alone, name).rows()), (label, name)
-            assert torch.equal(getattr(mine, name).column_sum, getattr(alone, name).column_sum), (label, name)
+        for mine, theirs in zip(lockstep.engines[label].memories, alone.memories):
+            assert torch.equal(mine.rows(), theirs.rows()), label
+            assert torch.equal(mine.column_sum, theirs.column_sum), label

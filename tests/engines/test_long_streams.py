@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from openood_tanl import TANL
-from openood_tanl.core.pool import ActivationPool
-from openood_tanl.core.queue import ActivationQueue
+from openood_tanl.core.memory import ActivationMemory
 from openood_tanl.core.workspace import Workspaces
 from openood_tanl.synthetic import make_bank, make_stream
 
@@ -37,10 +36,9 @@ def _state_tensors(engine):
     def visit(prefix, obj):
         if isinstance(obj, torch.Tensor):
             found[prefix] = (tuple(obj.shape), obj.dtype, obj.untyped_storage().nbytes())
-        elif isinstance(obj, (ActivationQueue, ActivationPool)):
+        elif isinstance(obj, ActivationMemory):
             for key, value in vars(obj).items():
-                if key not in ("pool", "_source", "_slot_of", "_row_in", "_sums"):  # the engine's pool, visited
-                    visit(f"{prefix}.{key}", value)  # once; the pool's caches of the current batch
+                visit(f"{prefix}.{key}", value)
         elif isinstance(obj, Workspaces):
             visit(prefix, obj._buffers)
         elif isinstance(obj, dict):
@@ -99,8 +97,7 @@ def test_state_has_a_constant_size_after_the_queues_fill(long_run):
     assert record["state_100"] == record["state_1000"]
     sizes = record["state_1000"]
     assert sizes["_score_memory"][0] == (SCORE_MEMORY,)
-    assert sizes["activation_pool.storage"][0] == (2 * L, N)  # both memories' rows, in place
-    assert engine.activation_pool.rows_held == 2 * L
+    assert sizes["_id_memory.storage"][0] == sizes["_ood_memory.storage"][0] == (L, N)  # the rows, in place
     workspaces = engine._workspaces.shapes()
     assert workspaces["logits"] == workspaces["softmax"] == ((BATCH, C + N), torch.float32)
     assert workspaces["prefix sums"] == ((BATCH, engine.num_negatives), torch.float64)
@@ -122,24 +119,22 @@ def test_running_sums_stay_exact(long_run):
     """After a million samples the running sum is still the sum of the held pieces' sums (no drift), and those
     are float32 sums of the held rows."""
     engine, _ = long_run
-    for queue in (engine._id_memory, engine._ood_memory):
-        exact = queue.rows().double().mean(0)
-        torch.testing.assert_close(queue.mean().double(), exact, rtol=0, atol=1e-7)
-        pieces = torch.stack([piece_sum.double() for _, piece_sum in queue._pieces]).sum(0)
-        torch.testing.assert_close(queue.column_sum, pieces, rtol=0, atol=1e-12)  # float64 rounding only
-        torch.testing.assert_close(queue.column_sum, queue.rows().double().sum(0), rtol=1e-6, atol=1e-12)
+    for memory in engine.memories:
+        exact = memory.rows().double().mean(0)
+        torch.testing.assert_close(memory.mean().double(), exact, rtol=0, atol=1e-7)
+        chunks = torch.stack([chunk_sum.double() for _, chunk_sum in memory.chunk_sums()]).sum(0)
+        torch.testing.assert_close(memory.column_sum, chunks, rtol=0, atol=1e-12)  # float64 rounding only
+        torch.testing.assert_close(memory.column_sum, memory.rows().double().sum(0), rtol=1e-6, atol=1e-12)
 
 
 def test_reset_after_a_long_stream_is_a_fresh_engine(long_run):
     engine, _ = long_run
     fresh = _engine()
     engine.reset()
-    for name in ("_id_memory", "_ood_memory"):
-        memory, fresh_memory = getattr(engine, name), getattr(fresh, name)
-        assert torch.equal(memory.rows(), fresh_memory.rows()), name
-        assert torch.equal(memory.column_sum, fresh_memory.column_sum), name
-        assert memory.count == fresh_memory.count, name
-    assert engine.activation_pool.rows_held == fresh.activation_pool.rows_held == sum(fresh.memory_sizes)
+    for memory, fresh_memory in zip(engine.memories, fresh.memories):
+        assert torch.equal(memory.rows(), fresh_memory.rows())
+        assert torch.equal(memory.column_sum, fresh_memory.column_sum)
+        assert memory.count == fresh_memory.count
     assert torch.equal(engine._score_memory, fresh._score_memory)
     assert (engine._score_count, engine._score_head) == (fresh._score_count, fresh._score_head)
     assert torch.equal(engine.selected, fresh.selected)
