@@ -140,10 +140,10 @@ def _check_cache_dir(args) -> None:
 
 
 def plan_benchmark(args, benchmark: str) -> Job:
-    """Images (every file listed and present), class names against the ID labels, protocol, text bank: all
-    checked, nothing encoded."""
+    """Device, cache folder, images (every file listed, present and opening), class names against the ID labels,
+    protocol and stream sizes, text bank: all checked, nothing encoded."""
     from .classnames import class_names
-    from .evaluation.datasets import load_benchmark, match_id_classes
+    from .evaluation.datasets import check_images_open, load_benchmark, match_id_classes
     from .evaluation.protocols import check_settings
     from .networks import plan_text_bank
 
@@ -154,8 +154,6 @@ def plan_benchmark(args, benchmark: str) -> Job:
     images, mapping = match_id_classes(images, class_names(spec))
     print(mapping)
     check_settings(stream_settings(args), [s.name for _, s in images.ood_sets()], getattr(args, "seeds", None))
-    from .evaluation.datasets import check_images_open
-
     sizes = None
     if hasattr(args, "protocol"):  # a run that streams (not extract): its streams' sizes, thin ones warned about
         from .evaluation.streams import stream_sizes
@@ -470,7 +468,6 @@ def cmd_extract(args) -> None:
     from .evaluation import distributed
 
     job = plan_benchmark(args, args.benchmark)
-    _device(args)
     distributed.init_from_env()  # under torchrun (WORLD_SIZE > 1): each rank encodes its share of the shards
     _, benchmark = load_features(args, job)
     if not distributed.is_main_process():
@@ -492,7 +489,6 @@ def cmd_eval(args) -> None:
     if args.trace_window != DEFAULT_TRACE_WINDOW and args.trace is None:
         raise UsageError("--trace-window sets the window of a stream trace: add --trace DIR")
     job = plan_benchmark(args, args.benchmark)
-    _device(args)
     label = method_label(args.method)
     record = _record({label: method}, [job], args)
     settings = "".join(f"-{key}{re.sub(r'[^A-Za-z0-9.+_-]', '_', str(value))}"
@@ -535,7 +531,6 @@ def cmd_leaderboard(args) -> None:
     out = check_out(args.out)
     methods = _methods(args.methods)
     jobs = _plan_benchmarks(args, args.benchmarks)
-    _device(args)
     record = _record(methods, jobs, args)
     claim_outputs(out, "leaderboard", LEADERBOARD_FILES, record, args.overwrite)
     data = [load_features(args, job, methods.values()) for job in jobs]
@@ -580,7 +575,6 @@ def cmd_sweep(args) -> None:
     points = list(methods.values()) if stream_sweep else \
         [method.replace(**{args.argument: v}) for method in methods.values() for v in values]
     job = plan_benchmark(args, args.benchmark)
-    _device(args)
     record = _record(methods, [job], args,
                      sweep={"argument": args.argument, "values": values})
     claim_outputs(out, "sweep", SWEEP_FILES, record, args.overwrite)
@@ -598,7 +592,6 @@ def cmd_reproduce(args) -> None:
     out = check_out(args.out)
     methods = _methods(args.methods)
     job = plan_benchmark(args, args.benchmark)
-    _device(args)
     paper = "four-ood" if job.name in ("four-ood", "imagenet-four-ood") else job.name
     setting = {"model": args.model, "pretrained": args.pretrained, "precision": args.precision,
                "transform": job.plan.provenance["image_transform"]["name"],
