@@ -214,6 +214,24 @@ class AdaNeg:
         return self.memory_length - 1
 
     # ------------------------------------------------------------------ state
+    _STATE = ("_feat", "_proxy", "_entropy", "_arrival", "_sums", "_directions")
+
+    def state_dict(self) -> dict:
+        """The stream state (the held images and the proxies) as tensors and ints, torch's convention: ``torch.save``
+        it, load it with ``weights_only=True``, and ``load_state_dict`` continues the stream bitwise."""
+        return {**{name.lstrip("_"): getattr(self, name).clone() for name in self._STATE}, "arrivals": self._arrivals}
+
+    def load_state_dict(self, state: dict) -> "AdaNeg":
+        """Continue the stream of ``state`` (a ``state_dict`` of an engine built the same way)."""
+        if tuple(state["sums"].shape) != tuple(self._text.shape):
+            raise ValueError(f"the state is of an engine with {tuple(state['sums'].shape)} proxies x dimensions, this "
+                             f"one has {tuple(self._text.shape)}: load it into one built the same way")
+        for name in self._STATE:
+            setattr(self, name, state[name.lstrip("_")].to(self.device).clone())
+        self._arrivals = int(state["arrivals"])
+        self._adaptive_cache = None
+        return self
+
     def reset(self) -> "AdaNeg":
         """Empty every memory (official ``reset_memory``: each proxy back to its text alone)."""
         dim = self._text.shape[1]

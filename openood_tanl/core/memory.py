@@ -49,6 +49,28 @@ class ActivationMemory:
         """(rows, their sum [N]) of each chunk held, oldest first (read-only; they add up to ``column_sum``)."""
         return [(size, chunk_sum) for size, chunk_sum in self._chunks]
 
+    def state_dict(self) -> dict:
+        """What the memory holds, as tensors and ints (``torch.save``-able, loadable with ``weights_only=True``):
+        ``load_state_dict`` of it continues bitwise."""
+        sums = [chunk_sum.double() for _, chunk_sum in self._chunks]  # float32 sums are exact in float64
+        return {"storage": self.storage.clone(), "start": self._start, "count": self._count,
+                "chunk_sizes": torch.tensor([size for size, _ in self._chunks], dtype=torch.long),
+                "chunk_sums": torch.stack(sums) if sums else torch.zeros(0, self.width, dtype=torch.float64),
+                "column_sum": self.column_sum.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Hold what ``state`` (a ``state_dict`` of a memory of the same capacity and width) holds."""
+        storage = state["storage"]
+        if tuple(storage.shape) != tuple(self.storage.shape):
+            raise ValueError(f"the state holds a memory of {tuple(storage.shape)} rows x width, this one is "
+                             f"{tuple(self.storage.shape)}: load it into an engine of the same memory_length and "
+                             "corpus")
+        self.storage.copy_(storage)
+        self._start, self._count = int(state["start"]), int(state["count"])
+        self.column_sum.copy_(state["column_sum"])
+        self._chunks = deque([int(size), chunk_sum.to(self.device)]
+                             for size, chunk_sum in zip(state["chunk_sizes"].tolist(), state["chunk_sums"]))
+
     def fill(self, rows: torch.Tensor) -> None:
         """Replace the contents by ``rows`` [R, N] (only the last ``capacity`` are kept, in order)."""
         self.clear()

@@ -185,6 +185,29 @@ class TANL:
         """(ID, OOD) rows held in memory (``memory_sizes``; the name every stateful engine shares)."""
         return self.memory_sizes
 
+    def state_dict(self) -> dict:
+        """The stream state (memories, score memory, threshold, selection) as tensors and ints, torch's convention:
+        ``torch.save`` it, load it with ``weights_only=True``, and ``load_state_dict`` continues the stream
+        bitwise. Hyperparameters and the text bank are not in it: load it into an engine built the same way."""
+        return {"id_memory": self._id_memory.state_dict(), "ood_memory": self._ood_memory.state_dict(),
+                "score_memory": self._score_memory.clone(), "score_count": self._score_count,
+                "score_head": self._score_head, "threshold": self._threshold.clone(), "selected": self.selected.clone()}
+
+    def load_state_dict(self, state: dict) -> "TANL":
+        """Continue the stream of ``state`` (a ``state_dict`` of an engine built with the same hyperparameters and
+        text bank)."""
+        if tuple(state["score_memory"].shape) != tuple(self._score_memory.shape) or \
+                state["selected"].numel() != self.num_negatives:
+            raise ValueError("the state is of an engine with another score_memory_length or num_negatives; load it "
+                             "into one built with the same hyperparameters")
+        self._id_memory.load_state_dict(state["id_memory"])
+        self._ood_memory.load_state_dict(state["ood_memory"])
+        self._score_memory = state["score_memory"].to(self.device).clone()
+        self._score_count, self._score_head = int(state["score_count"]), int(state["score_head"])
+        self._threshold = state["threshold"].clone()
+        self.selected = state["selected"].to(self.device).clone()
+        return self
+
     @property
     def memories(self) -> tuple[ActivationMemory, ActivationMemory]:
         """The (ID, OOD) activation memories (read-only use: ``count``, ``mean()``, ``rows()``, ``chunk_sums()``)."""
