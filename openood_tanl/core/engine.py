@@ -9,6 +9,8 @@ An engine is built from text embeddings and hyperparameters (keyword-only, each 
   engine's text (and, for engines that use it, their softmax, or a function computing it) computed by the caller
   and only read (``core.lockstep.Lockstep`` steps several engines this way);
 * ``reset() -> self``: back to the state of a new test stream (deterministic given the seed);
+* a stateful engine (one with ``learned_state``) also has ``state_dict()`` (its stream state as tensors and ints)
+  and ``load_state_dict(state) -> self`` (continue that stream, bitwise), torch's convention;
 * ``device`` (where it computes, the device of its text embeddings) and ``num_classes`` (C).
 
 ``learned_state`` names the engine's read-only learned state (properties valid after ``reset``/``step``; stream
