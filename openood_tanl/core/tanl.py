@@ -253,11 +253,12 @@ class TANL:
         self._threshold = threshold = otsu_threshold(self._score_memory[: self._score_count])
         upper = threshold.double() + self.gap * (1 - threshold.double())
         lower = threshold.double() - self.gap * threshold.double()
-        confident_id = memory_score > upper.float()
-        confident_ood = memory_score < lower.float()
+        confident = torch.stack([memory_score > upper.float(), memory_score < lower.float()])  # [2, B]: ID, OOD
 
         # One host sync: the confident rows go from the batch's softmax straight into the memories.
-        id_rows, ood_rows = confident_id.nonzero().squeeze(1), confident_ood.nonzero().squeeze(1)
+        counts = confident.sum(1).tolist()
+        first = torch.argsort(confident.to(torch.uint8), dim=1, descending=True, stable=True)  # in batch order
+        id_rows, ood_rows = first[0, : counts[0]], first[1, : counts[1]]
         if softmax is None:
             softmax = torch.softmax(logits, 1, out=self._workspace("softmax", logits.shape[0]))
         elif callable(softmax):
