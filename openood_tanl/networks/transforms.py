@@ -15,7 +15,7 @@ import os
 from typing import Callable
 
 __all__ = ["TRANSFORMS", "OFFICIAL_PRE_SIZE_RATIO", "resolve_transform", "build_transform", "ConvertRGB",
-           "transform_family", "open_clip_eval_transform"]
+           "transform_family", "open_clip_eval_transform", "model_image_size"]
 
 #: ``create_network(transform=...)`` / ``--transform``.
 TRANSFORMS = ("auto", "official", "open_clip")
@@ -81,6 +81,13 @@ def build_transform(name: str, id_classes, image_size, open_clip_preprocess: Cal
                        "interpolation": "bicubic", "mean": list(OPENAI_DATASET_MEAN), "std": list(OPENAI_DATASET_STD)}
 
 
+def model_image_size(model_name: str):
+    """The input size open_clip's config gives ``model_name`` (224 when it gives none), without building it."""
+    import open_clip
+
+    return ((open_clip.get_model_config(model_name) or {}).get("vision_cfg") or {}).get("image_size", 224)
+
+
 def open_clip_eval_transform(model_name: str, pretrained: str | None = None) -> Callable:
     """open_clip's eval transform for ``model_name`` (and its pretrained tag's preprocessing, when ``pretrained``
     is one) without building the model: what ``create_network`` returns for ``transform='open_clip'``."""
@@ -93,7 +100,7 @@ def open_clip_eval_transform(model_name: str, pretrained: str | None = None) -> 
     settings = merge_preprocess_dict(asdict(PreprocessCfg()), config.get("preprocess_cfg", {}))
     if pretrained and not os.path.isfile(pretrained):
         settings = merge_preprocess_dict(settings, open_clip.get_pretrained_cfg(model_name, pretrained))
-    settings["size"] = (config.get("vision_cfg") or {}).get("image_size", settings["size"])
+    settings["size"] = model_image_size(model_name)
     return image_transform_v2(PreprocessCfg(**settings), is_train=False)
 
 

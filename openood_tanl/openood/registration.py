@@ -133,23 +133,28 @@ class NetworkPreprocessor:
         return f"NetworkPreprocessor({self.transform!r})"
 
 
+def _given(value):
+    """A ``network:`` value, or None for OpenOOD's placeholders ``none`` / ``default`` (its command-line overrides
+    need string-typed YAML defaults)."""
+    return None if value is None or str(value).lower() in ("none", "default") else value
+
+
 def network_preprocessor(config) -> NetworkPreprocessor:
     """The images' transform for our network in an OpenOOD pipeline config: ``network.transform`` (``auto``:
     the official one for OpenOOD's benchmarks and the official class sets, see ``networks.transforms``)."""
     import open_clip
 
-    from ..networks.transforms import build_transform, open_clip_eval_transform, resolve_transform
+    from ..networks.transforms import build_transform, model_image_size, open_clip_eval_transform, resolve_transform
 
     network = config.network
-    if str(network.get("model_config") or "none").lower() not in ("none", "default"):
+    if _given(network.get("model_config")) is not None:
         open_clip.add_model_config(str(network.model_config))
-    model, weights = network.get("model") or "ViT-B-16", network.get("weights") or "openai"
-    weights = None if str(weights).lower() == "none" else str(weights)
+    model, weights = network.get("model") or "ViT-B-16", _given(network.get("weights") or "openai")
     id_classes = network.get("id_classes") or "imagenet"
     name = resolve_transform(network.get("transform") or "auto", id_classes, config.dataset.name)
-    size = ((open_clip.get_model_config(model) or {}).get("vision_cfg") or {}).get("image_size", 224)
-    transform, description = build_transform(name, id_classes, size, open_clip_eval_transform(model, weights)
-                                             if name == "open_clip" else None, config.dataset.name)
+    transform, description = build_transform(name, id_classes, model_image_size(model),
+                                             open_clip_eval_transform(model, weights) if name == "open_clip" else None,
+                                             config.dataset.name)
     return NetworkPreprocessor(transform, description)
 
 
@@ -319,14 +324,13 @@ def network_from_config(network_config):
     settings = {key: network_config[key] for key in NETWORK_KEYS if network_config.get(key) is not None}
     if settings.get("transform") == "openood":  # the pipeline preprocesses with OpenOOD's own (get_preprocessor)
         settings.pop("transform")
-    for key in ("cache_dir", "model_config"):  # OpenOOD's command-line overrides need string-typed defaults
-        if str(settings.get(key, "")).lower() in ("default", "none"):
+    for key in ("cache_dir", "model_config"):
+        if key in settings and _given(settings[key]) is None:
             settings.pop(key)
     if "model" in settings:
         settings["model_name"] = settings.pop("model")
     if "weights" in settings:
-        weights = settings.pop("weights")
-        settings["pretrained"] = None if str(weights).lower() == "none" else weights
+        settings["pretrained"] = _given(settings.pop("weights"))
     wants_gpu = int(network_config.get("num_gpus") or 0) > 0 and torch.cuda.is_available()
     device = network_config.get("device") or ("cuda" if wants_gpu else "cpu")
     net, _ = create_network(device=device, **settings)

@@ -528,6 +528,8 @@ def test_overwriting_removes_the_old_record_before_writing(tree, capsys, tmp_pat
     out = tmp_path / "out"
     assert _run(_eval(tree, "--out", str(out), "--set", "num_negatives=100"), capsys)[0] == 0
     record = out / "tanl-num_negatives100-toy-mixed.run.json"
+    from openood_tanl.embedding_cache import _umask
+
     assert record.exists() and oct(record.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
     def fail(*args, **kwargs):
@@ -537,12 +539,6 @@ def test_overwriting_removes_the_old_record_before_writing(tree, capsys, tmp_pat
     code, _, err = _run(_eval(tree, "--out", str(out), "--set", "num_negatives=100", "--overwrite"), capsys)
     assert code == 2 and "disk full" in err
     assert not record.exists()  # no record vouches for files of another run
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 @pytest.mark.parametrize("spec_text, message", [
