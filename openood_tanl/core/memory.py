@@ -122,6 +122,16 @@ class ActivationMemory:
         """Ring positions of the ``size`` rows from the ``offset``-th oldest on."""
         return (torch.arange(size, device=self.device) + (self._start + offset)) % self.capacity
 
+    def _float64_sum(self, offset: int, size: int) -> torch.Tensor:
+        """[N] float64 sum of the ``size`` rows from the ``offset``-th oldest on (one or, across the end of the ring,
+        two slices)."""
+        first = (self._start + offset) % self.capacity
+        room = self.capacity - first
+        total = self.storage[first:first + min(size, room)].sum(0, dtype=torch.float64)
+        if size > room:
+            total = total + self.storage[: size - room].sum(0, dtype=torch.float64)
+        return total
+
     def _append(self, size: int, write) -> torch.Tensor:
         """Append ``size`` <= capacity rows, written by ``write(target, start, stop)`` (rows ``start:stop`` of them
         into the ring rows ``target``: one or, across the end of the ring, two slices); returns their float32 sum."""
@@ -154,11 +164,10 @@ class ActivationMemory:
                 self._chunks.popleft()
             else:  # leaves in part: read the smaller part; float64 parts add up to what was added
                 if leaving <= size - leaving:
-                    evicted = self.storage.index_select(0, self._positions(0, leaving)).sum(0, dtype=torch.float64)
+                    evicted = self._float64_sum(0, leaving)
                     staying = chunk_sum.double() - evicted
                 else:
-                    staying = self.storage.index_select(0, self._positions(leaving, size - leaving)).sum(
-                        0, dtype=torch.float64)
+                    staying = self._float64_sum(leaving, size - leaving)
                     evicted = chunk_sum.double() - staying
                 self.column_sum.sub_(evicted)
                 self._chunks[0] = [size - leaving, staying]

@@ -18,6 +18,8 @@ converted back to float16 exactly). Inside a ``Lockstep`` this engine computes i
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .scoring import activation_aware_score, literal_activation_aware_score
@@ -42,8 +44,9 @@ class OfficialFP16TANL(TANL):
         return state
 
     # ------------------------------------------------------------------ the official operands
-    @property
+    @functools.cached_property
     def _scale(self) -> torch.Tensor:
+        """The logit scale as the official code holds it: a float32 0-d tensor on the device."""
         return torch.tensor(self.logit_scale, dtype=torch.float32, device=self.device)
 
     @property
@@ -89,13 +92,13 @@ class OfficialFP16TANL(TANL):
         half_logits = self._scale * features.half() @ self._texts  # [B, C + N] float16
         logits = half_logits.float()  # exactly the float16 values
         softmax = torch.softmax(logits, 1, out=self._workspace("softmax", logits.shape[0]))
-        return super().step_logits(features, logits, softmax)
+        return super().step_logits(features, logits, softmax, float32_exponentials=True)  # unused by its scores
 
-    def _memory_score(self, features, logits, selected, id_lse) -> torch.Tensor:
+    def _memory_score(self, features, logits, selected, id_lse, float32_exponentials) -> torch.Tensor:
         selected_logits = (self._scale * features.half() @ self._selected_texts(selected)).float()
         return activation_aware_score(selected_logits[:, : self.num_classes], selected_logits[:, self.num_classes:],
                                       self.score_step).float()
 
-    def _returned_score(self, features, logits, selected, id_lse) -> torch.Tensor:
+    def _returned_score(self, features, logits, selected, id_lse, float32_exponentials) -> torch.Tensor:
         selected_logits = self._scale * features.half() @ self._selected_texts(selected)
         return literal_activation_aware_score(selected_logits, self.num_classes, self.score_step).float()

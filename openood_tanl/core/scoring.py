@@ -10,7 +10,7 @@ from .workspace import Workspaces
 
 __all__ = ["prefix_lengths", "activation_aware_score", "literal_activation_aware_score", "shifted_exponentials",
            "negative_groups", "gather_columns",
-           "grouped_id_share", "otsu_threshold", "THRESHOLD_GRID_STEP", "FLOAT32_EXPONENT_RANGE"]
+           "grouped_id_share", "otsu_threshold", "threshold_grid", "THRESHOLD_GRID_STEP", "FLOAT32_EXPONENT_RANGE"]
 
 #: The threshold search visits 0.00, 0.01, ..., 0.99 (float32, as ``torch.arange(0, 1, 0.01)`` makes them).
 THRESHOLD_GRID_STEP = 0.01
@@ -33,7 +33,8 @@ def id_logsumexp(id_logits: torch.Tensor) -> torch.Tensor:
 
 
 def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tensor, score_step: int, *,
-                           id_lse: torch.Tensor | None = None, workspaces: Workspaces | None = None) -> torch.Tensor:
+                           id_lse: torch.Tensor | None = None, workspaces: Workspaces | None = None,
+                           float32_exponentials: bool | None = None) -> torch.Tensor:
     """Mean ID share of the softmax over [ID | first n ranked negatives], over the prefix lengths n.
 
     Args:
@@ -42,6 +43,8 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
         score_step: prefix step k (official ``gamma``); 0 scores once with all M negatives.
         id_lse: [B, 1] float64 ``logsumexp(id_logits)`` when the caller already has it (one batch, two scores).
         workspaces: where to keep the [B, M] intermediates between calls (fresh memory when None).
+        float32_exponentials: whether every row of ``negative_logits`` spans less than ``FLOAT32_EXPONENT_RANGE``,
+            when the caller knows it (a bound on wider rows will do); None reads it from the rows (one host sync).
 
     Returns:
         [B] float64 scores in (0, 1); higher = more in-distribution.
@@ -57,10 +60,13 @@ def activation_aware_score(id_logits: torch.Tensor, negative_logits: torch.Tenso
     if score_step == 0 or score_step >= negative_logits.shape[1]:
         negatives = _as_float64(negative_logits, "prefix sums", workspaces)
         return torch.sigmoid(id_lse - torch.logsumexp(negatives, dim=1, keepdim=True)).mean(dim=1)
-    exponentials, shift = shifted_exponentials(negative_logits, workspaces, "prefix exponentials")
+    exponentials, shift = shifted_exponentials(negative_logits, workspaces, "prefix exponentials",
+                                               float32=float32_exponentials)
     cumulative = _as_float64(exponentials, "prefix sums", workspaces).cumsum_(dim=1)  # [B, M]: S_n for every n
-    if len(lengths) < cumulative.shape[1]:
-        cumulative = cumulative.index_select(1, torch.tensor(lengths, device=cumulative.device) - 1)
+    if score_step > 1:  # the columns n - 1 of the prefix lengths n = k, 2k, ... (and M, when k does not divide it)
+        every_kth = cumulative[:, score_step - 1::score_step]
+        cumulative = (torch.cat([every_kth, cumulative[:, -1:]], dim=1) if len(lengths) > every_kth.shape[1]
+                      else every_kth.contiguous())
     return cumulative.mul_(torch.exp(shift - id_lse)).add_(1).reciprocal_().mean(dim=1)
 
 
@@ -88,16 +94,19 @@ def literal_activation_aware_score(logits: torch.Tensor, num_classes: int, score
 FLOAT32_EXPONENT_RANGE = 80.0
 
 
-def shifted_exponentials(logits: torch.Tensor, workspaces: Workspaces | None = None,
-                         name: str = "exponentials") -> tuple[torch.Tensor, torch.Tensor]:
+def shifted_exponentials(logits: torch.Tensor, workspaces: Workspaces | None = None, name: str = "exponentials",
+                         *, float32: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``exp(logits - m)`` for [R, K] float32 logits, m [R, 1] the row maximum; returns (exponentials, m as
     float64).
 
     float32 (each term within an ulp or two, at a third of float64's cost) when every row spans less than
     ``FLOAT32_EXPONENT_RANGE``, so that no term underflows; float64 otherwise (in ``name + "/float64"``).
+    ``float32`` is that decision when the caller has made it (None: read from the rows, one host sync).
     """
     shift = logits.amax(dim=1, keepdim=True)
-    if bool((shift - logits.amin(dim=1, keepdim=True) < FLOAT32_EXPONENT_RANGE).all()):
+    if float32 is None:
+        float32 = bool((shift - logits.amin(dim=1, keepdim=True) < FLOAT32_EXPONENT_RANGE).all())
+    if float32:
         out = None if workspaces is None else workspaces.get(name, *logits.shape, logits.dtype, logits.device)
         return torch.sub(logits, shift, out=out).exp_(), shift.double()
     shift = shift.double()
@@ -171,7 +180,12 @@ def grouped_id_share(logits: torch.Tensor, num_classes: int, group_columns: torc
     return sums.mul_(torch.exp(shift.squeeze(2).double() - id_lse)).add_(1).reciprocal_().mean(dim=1)
 
 
-def otsu_threshold(scores: torch.Tensor) -> torch.Tensor:
+def threshold_grid(device: torch.device | str | None = None) -> torch.Tensor:
+    """[G] the grid values 0.00, 0.01, ..., 0.99 of the threshold search (float32, as ``torch.arange(0, 1, 0.01)``)."""
+    return torch.arange(0, 1, THRESHOLD_GRID_STEP, dtype=torch.float32, device=device)
+
+
+def otsu_threshold(scores: torch.Tensor, grid: torch.Tensor | None = None) -> torch.Tensor:
     """Adaptive threshold of TANL: Otsu-style search over the score memory.
 
     For each grid value t in 0.00..0.99 the memory splits into "high" (score >= t) and "low"; the criterion is the
@@ -180,24 +194,20 @@ def otsu_threshold(scores: torch.Tensor) -> torch.Tensor:
 
     Args:
         scores: [S] score memory.
+        grid: ``threshold_grid(scores.device)``, when the caller keeps it.
     """
-    grid = torch.arange(0, 1, THRESHOLD_GRID_STEP, dtype=torch.float32, device=scores.device)  # [G]
+    grid = threshold_grid(scores.device) if grid is None else grid  # [G]
     values = scores.float()
     # bin b(s) = number of grid values <= s, so "s >= grid[j]" <=> b(s) > j.
     bins = torch.bucketize(values, grid, right=True)  # [S] in 0..G
-    centred = values.double() - values.double().mean()  # centring keeps sum-of-squares cancellation small
-    num_bins = grid.numel() + 1
-    count = torch.bincount(bins, minlength=num_bins).double()
-    total = torch.bincount(bins, weights=centred, minlength=num_bins)
-    squares = torch.bincount(bins, weights=centred * centred, minlength=num_bins)
-    # low side of grid j = bins 0..j; high side = bins j+1..G.
-    low_count, low_sum, low_squares = (x.cumsum(0)[:-1] for x in (count, total, squares))
-    high_count, high_sum, high_squares = (x.sum() - y for x, y in zip((count, total, squares),
-                                                                        (low_count, low_sum, low_squares)))
-    within = (low_squares - low_sum**2 / low_count.clamp(min=1)) + \
-        (high_squares - high_sum**2 / high_count.clamp(min=1))
-    criterion = torch.where((low_count > 0) & (high_count > 0), within / values.numel(), torch.inf)
+    wide = values.double()
+    centred = wide - wide.mean()  # centring keeps sum-of-squares cancellation small
+    moments = torch.stack([torch.ones_like(centred), centred, centred * centred])  # [3, S]: count, sum, squares
+    per_bin = torch.zeros(3, grid.numel() + 1, dtype=torch.float64, device=scores.device).index_add_(1, bins, moments)
+    low = per_bin.cumsum(1)[:, :-1]  # [3, G]: grid j's low side = bins 0..j; its high side = bins j+1..G
+    count, total, squares = torch.stack([low, per_bin.sum(1, keepdim=True) - low]).unbind(1)  # each [2 sides, G]
+    within = (squares - total**2 / count.clamp(min=1)).sum(0)
+    criterion = torch.where((count > 0).all(0), within / values.numel(), torch.inf)
     ties = criterion == criterion.min()
-    rank_of_tie = ties.cumsum(0)
-    middle = torch.argmax((rank_of_tie == ties.sum() // 2 + 1).int())  # first index holding the middle tie
-    return grid[middle]
+    middle = torch.searchsorted(ties.cumsum(0), (ties.sum() // 2).view(1), right=True)  # the middle tie's index
+    return grid.index_select(0, middle).squeeze(0)

@@ -9,15 +9,23 @@ import torch
 
 from .engine import OfficialName
 from .memory import ActivationMemory
-from .scoring import activation_aware_score, gather_columns, id_logsumexp, otsu_threshold
+from .scoring import (
+    FLOAT32_EXPONENT_RANGE,
+    activation_aware_score,
+    gather_columns,
+    id_logsumexp,
+    otsu_threshold,
+    threshold_grid,
+)
 from .validation import (
     as_rows,
-    check_batch,
+    batch_rows,
     check_hyperparameters,
     check_int,
     check_logit_scale,
     check_seed,
     check_unit,
+    settled_rows,
 )
 from .workspace import Workspaces
 
@@ -118,6 +126,8 @@ class TANL:
         self.seed = values["seed"]
         self._text: torch.Tensor | None = None  # [C + N, D] for step's one matmul, built on its first use
         self._workspaces = Workspaces()
+        self._grid = threshold_grid(device)
+        self._bound_targets = torch.tensor([1.0, 0.0], dtype=torch.float64, device=device)
         self._id_memory = ActivationMemory(self.memory_length, self.corpus_size, device)
         self._ood_memory = ActivationMemory(self.memory_length, self.corpus_size, device)
         self.reset()
@@ -226,16 +236,27 @@ class TANL:
             pred: [B] LongTensor, argmax over the ID classes.
             score: [B] float32, higher = more in-distribution (ID share of the softmax, in (0, 1)).
         """
-        features = check_batch(image_features, self.id_text, owner=self)
+        features, norms = batch_rows(image_features, self.id_text)
+        logits = self._logits(features)
+        corpus_logits = logits[:, self.num_classes:]
+        # The one host read before the confident-row counts: the extremes of the batch's norms (the L2 policy) and of
+        # its corpus logits (they bound the span of any row of negatives: float32 or float64 exponentials).
+        extremes = torch.stack([*torch.aminmax(norms), corpus_logits.amax(), corpus_logits.amin()])
+        low, high, top, bottom = extremes.tolist()
+        checked = settled_rows("image_features", features, norms, low, high, owner=self)
+        if checked is not features:  # normalised for the caller (warned): its logits again
+            return self.step_logits(checked, self._logits(checked))
+        return self.step_logits(features, logits, float32_exponentials=top - bottom < FLOAT32_EXPONENT_RANGE)
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+        """[B, C + N] = (logit_scale * features) @ [ID | corpus].T, in the reused buffer."""
         if self._text is None:
             self._text = torch.cat([self.id_text, self.corpus_text])
-        logits = torch.matmul(self.logit_scale * features, self._text.T,
-                              out=self._workspace("logits", features.shape[0]))  # [B, C + N]
-        return self.step_logits(features, logits)
+        return torch.matmul(self.logit_scale * features, self._text.T, out=self._workspace("logits", features.shape[0]))
 
     @torch.no_grad()
-    def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
-                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def step_logits(self, features: torch.Tensor, logits: torch.Tensor, softmax=None, *,
+                    float32_exponentials: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``step`` on shared work (neither argument is written).
 
         Args:
@@ -243,21 +264,28 @@ class TANL:
             logits: [B, C + N] = (logit_scale * features) @ [ID | corpus].T.
             softmax: ``torch.softmax(logits, 1)``, or a zero-argument function returning it (computed here, in a
                 reused buffer, when None).
+            float32_exponentials: whether the corpus logits of every row span less than ``FLOAT32_EXPONENT_RANGE``
+                (a bound will do), when the caller has read it; None reads it here (one more host sync).
         """
         pred = logits[:, : self.num_classes].argmax(dim=1)
+        if float32_exponentials is None:
+            corpus_logits = logits[:, self.num_classes:]
+            float32_exponentials = float(corpus_logits.amax() - corpus_logits.amin()) < FLOAT32_EXPONENT_RANGE
 
         id_mean, ood_mean = self._id_memory.mean(), self._ood_memory.mean()
         id_lse = id_logsumexp(logits[:, : self.num_classes])  # shared by both scores of this batch
-        memory_score = self._memory_score(features, logits, self._select(ood_mean - id_mean), id_lse)
+        memory_score = self._memory_score(features, logits, self._select(ood_mean - id_mean), id_lse,
+                                          float32_exponentials)
         self._remember_scores(memory_score)
-        self._threshold = threshold = otsu_threshold(self._score_memory[: self._score_count])
-        upper = threshold.double() + self.gap * (1 - threshold.double())
-        lower = threshold.double() - self.gap * threshold.double()
-        confident = torch.stack([memory_score > upper.float(), memory_score < lower.float()])  # [2, B]: ID, OOD
+        self._threshold = threshold = otsu_threshold(self._score_memory[: self._score_count], self._grid)
+        # [2]: t + gap * (1 - t) and t + gap * (0 - t) = t - gap * t, in float64 as the official code
+        wide = threshold.double()
+        upper, lower = (wide + self.gap * (self._bound_targets - wide)).float()
+        confident = torch.stack([memory_score > upper, memory_score < lower])  # [2, B]: ID, OOD
 
-        # One host sync: the confident rows go from the batch's softmax straight into the memories.
+        # The second host read: the confident rows go from the batch's softmax straight into the memories.
         counts = confident.sum(1).tolist()
-        first = torch.argsort(confident.to(torch.uint8), dim=1, descending=True, stable=True)  # in batch order
+        first = torch.argsort(confident, dim=1, descending=True, stable=True)  # in batch order
         id_rows, ood_rows = first[0, : counts[0]], first[1, : counts[1]]
         if softmax is None:
             softmax = torch.softmax(logits, 1, out=self._workspace("softmax", logits.shape[0]))
@@ -269,7 +297,7 @@ class TANL:
         blended_id = self._blend(id_mean, id_sum, id_rows.numel())
         blended_ood = self._blend(ood_mean, ood_sum, ood_rows.numel())
         self.selected = self._select(blended_ood - blended_id)
-        return pred, self._returned_score(features, logits, self.selected, id_lse)
+        return pred, self._returned_score(features, logits, self.selected, id_lse, float32_exponentials)
 
     # ------------------------------------------------------------------ pieces
     def _initial_activations(self, rows: str, keep: torch.Tensor) -> torch.Tensor:
@@ -284,13 +312,13 @@ class TANL:
                                       pseudo_images @ self.corpus_text.index_select(0, self.selected).T,
                                       self.score_step).float()
 
-    def _memory_score(self, features, logits, selected, id_lse) -> torch.Tensor:
+    def _memory_score(self, features, logits, selected, id_lse, float32_exponentials) -> torch.Tensor:
         """The score that updates the threshold and picks the confident rows (before this batch's selection)."""
-        return self._score(logits, selected, id_lse)
+        return self._score(logits, selected, id_lse, float32_exponentials)
 
-    def _returned_score(self, features, logits, selected, id_lse) -> torch.Tensor:
+    def _returned_score(self, features, logits, selected, id_lse, float32_exponentials) -> torch.Tensor:
         """The score ``step`` returns (under this batch's selection)."""
-        return self._score(logits, selected, id_lse)
+        return self._score(logits, selected, id_lse, float32_exponentials)
 
     def _activations(self, features: torch.Tensor) -> torch.Tensor:
         """[R, D] embeddings -> [R, N]: the corpus part of the float32 softmax over [ID | whole corpus]."""
@@ -306,12 +334,13 @@ class TANL:
         """Top-M corpus indices of ``preference`` [N], strongest first."""
         return torch.topk(preference, self.num_negatives, sorted=True).indices
 
-    def _score(self, logits: torch.Tensor, selected: torch.Tensor, id_lse: torch.Tensor | None = None) -> torch.Tensor:
+    def _score(self, logits: torch.Tensor, selected: torch.Tensor, id_lse: torch.Tensor | None = None,
+               float32_exponentials: bool | None = None) -> torch.Tensor:
         """Activation-aware score [R] (float32) of [R, C + N] logits under the ranked negatives ``selected``."""
         id_logits = logits[:, : self.num_classes]
         negative_logits = gather_columns(logits, selected + self.num_classes, self._workspaces, "negatives")
         return activation_aware_score(id_logits, negative_logits, self.score_step, id_lse=id_lse,
-                                      workspaces=self._workspaces).float()
+                                      workspaces=self._workspaces, float32_exponentials=float32_exponentials).float()
 
     def _blend(self, memory_mean: torch.Tensor, batch_sum: torch.Tensor, batch_count: int) -> torch.Tensor:
         """alpha * memory mean + (1 - alpha) * batch mean; the memory mean alone when the batch has no rows."""
@@ -322,7 +351,10 @@ class TANL:
     def _remember_scores(self, scores: torch.Tensor) -> None:
         """Append to the score memory (a ring of the newest ``score_memory_length`` scores)."""
         scores = scores[-self.score_memory_length:]
-        slots = (self._score_head + torch.arange(scores.shape[0], device=self.device)) % self.score_memory_length
-        self._score_memory.index_copy_(0, slots, scores.float())
-        self._score_head = (self._score_head + scores.shape[0]) % self.score_memory_length
+        head, size = self._score_head, scores.shape[0]
+        room = min(size, self.score_memory_length - head)  # up to the end of the ring, the rest from its start
+        self._score_memory[head:head + room].copy_(scores[:room])
+        if size > room:
+            self._score_memory[: size - room].copy_(scores[room:])
+        self._score_head = (head + size) % self.score_memory_length
         self._score_count = min(self._score_count + scores.shape[0], self.score_memory_length)

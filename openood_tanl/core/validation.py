@@ -29,8 +29,9 @@ import weakref
 
 import torch
 
-__all__ = ["as_rows", "check_batch", "check_int", "check_real", "check_unit", "check_flag", "check_seed",
-           "check_logit_scale", "check_hyperparameters", "check_same_dim", "NormalisationWarning", "NORM_TOLERANCE"]
+__all__ = ["as_rows", "check_batch", "batch_rows", "float_rows", "settled_rows", "check_int", "check_real",
+           "check_unit", "check_flag", "check_seed", "check_logit_scale", "check_hyperparameters", "check_same_dim",
+           "NormalisationWarning", "NORM_TOLERANCE"]
 
 #: Largest accepted ``|norm - 1|`` of a row (relative to 1), whatever the dtype.
 NORM_TOLERANCE = 1e-3
@@ -62,12 +63,11 @@ def _row_norms(tensor: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(tensor, dim=1)
 
 
-def as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None, *, owner=None) -> torch.Tensor:
-    """Check ``tensor`` is a finite 2-D floating matrix of L2-normalised rows; return it in float32 on ``device``.
-
-    Rows off unit norm are normalised with a warning (once per ``owner`` and ``name``; every call when ``owner``
-    is None); a zero row is refused. See the module docstring for the policy.
-    """
+def float_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``tensor`` as a 2-D float32 matrix on ``device`` and its [R] row norms (None when empty), not yet checked:
+    read ``norms.aminmax()`` (with whatever else the caller reads at the same time) and pass it to
+    ``settled_rows``. Refuses a non-tensor, a non-2-D or a non-floating input."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [rows, dim], got {type(tensor).__name__}")
     if tensor.ndim != 2:
@@ -75,16 +75,32 @@ def as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None,
     if not tensor.is_floating_point():
         raise TypeError(f"{name} must be floating point (float32/float16/bfloat16), got {tensor.dtype}")
     tensor = tensor.to(device=device, dtype=torch.float32)
-    if tensor.numel() == 0:
-        return tensor  # the callers name an empty input themselves
-    norms = _row_norms(tensor)
-    low, high = torch.stack(torch.aminmax(norms)).tolist()  # the one host sync (a NaN norm propagates)
+    return tensor, (_row_norms(tensor) if tensor.numel() else None)
+
+
+def settled_rows(name: str, tensor: torch.Tensor, norms: torch.Tensor, low: float, high: float, *,
+                 owner=None) -> torch.Tensor:
+    """The policy of the module docstring for ``float_rows``' output, given its smallest and largest row norm:
+    ``tensor`` itself when every norm is within tolerance, else normalised (with the warning) or refused."""
     if not (math.isfinite(low) and math.isfinite(high)) or low == 0.0:
         return _unusual(name, tensor, owner)
     if abs(low - 1.0) <= NORM_TOLERANCE and abs(high - 1.0) <= NORM_TOLERANCE:
         return tensor
     _warn_once(owner, name, _off_message(name, low, high))
     return tensor / norms.unsqueeze(1)  # = F.normalize(tensor, dim=-1): the norms are positive
+
+
+def as_rows(name: str, tensor: torch.Tensor, device: torch.device | None = None, *, owner=None) -> torch.Tensor:
+    """Check ``tensor`` is a finite 2-D floating matrix of L2-normalised rows; return it in float32 on ``device``.
+
+    Rows off unit norm are normalised with a warning (once per ``owner`` and ``name``; every call when ``owner``
+    is None); a zero row is refused. See the module docstring for the policy.
+    """
+    tensor, norms = float_rows(name, tensor, device)
+    if norms is None:
+        return tensor  # the callers name an empty input themselves
+    low, high = torch.stack(torch.aminmax(norms)).tolist()  # the one host sync (a NaN norm propagates)
+    return settled_rows(name, tensor, norms, low, high, owner=owner)
 
 
 def _off_message(name: str, low: float, high: float) -> str:
@@ -124,13 +140,21 @@ def check_batch(image_features: torch.Tensor, text: torch.Tensor, *, owner=None)
     Off-norm rows are normalised with a warning given once per ``owner`` (default: the ``text`` tensor, which
     each engine owns), so a stream of unnormalised batches warns once, not once per batch.
     """
+    features, norms = batch_rows(image_features, text)
+    low, high = torch.stack(torch.aminmax(norms)).tolist()  # the one host sync (a NaN norm propagates)
+    return settled_rows("image_features", features, norms, low, high, owner=text if owner is None else owner)
+
+
+def batch_rows(image_features: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``check_batch`` before its host read: the [B, D] float32 batch on ``text``'s device and its [B] row norms,
+    for ``settled_rows("image_features", ...)`` once the caller has read their extremes."""
     if isinstance(image_features, torch.Tensor) and image_features.ndim == 2:
         if image_features.shape[1] != text.shape[1]:
             raise ValueError(f"image_features have dimension {image_features.shape[1]} but the text bank has "
                              f"{text.shape[1]}; encode images and texts with the same model")
         if image_features.shape[0] == 0:
             raise ValueError("image_features is an empty batch; pass at least one row")
-    return as_rows("image_features", image_features, text.device, owner=text if owner is None else owner)
+    return float_rows("image_features", image_features, text.device)
 
 
 def _refuse_non_numbers(name: str, value, kind: str) -> None:

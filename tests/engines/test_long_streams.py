@@ -90,7 +90,7 @@ def _long_run():
 def test_state_has_a_constant_size_after_the_queues_fill(long_run):
     engine, record = long_run
     assert engine.memory_sizes == (L, L)
-    assert engine._score_count == SCORE_MEMORY
+    assert engine.state_dict()["score_count"] == SCORE_MEMORY
     assert set(engine._workspaces.shapes()) <= {"logits", "softmax", "negatives", "negatives/ascending",
                                                 "prefix sums", "prefix exponentials",
                                                 "prefix exponentials/float64"}
@@ -135,8 +135,9 @@ def test_reset_after_a_long_stream_is_a_fresh_engine(long_run):
         assert torch.equal(memory.rows(), fresh_memory.rows())
         assert torch.equal(memory.column_sum, fresh_memory.column_sum)
         assert memory.count == fresh_memory.count
-    assert torch.equal(engine._score_memory, fresh._score_memory)
-    assert (engine._score_count, engine._score_head) == (fresh._score_count, fresh._score_head)
+    state, fresh_state = engine.state_dict(), fresh.state_dict()
+    assert torch.equal(state["score_memory"], fresh_state["score_memory"])
+    assert (state["score_count"], state["score_head"]) == (fresh_state["score_count"], fresh_state["score_head"])
     assert torch.equal(engine.selected, fresh.selected)
     for step in range(20):
         batch = _batch(step)

@@ -40,7 +40,7 @@ def test_engine_is_the_official_float16_run_bitwise(stream, gamma, alpha, gap):
                                              gap=gap, alpha=alpha, gamma=gamma, seed=0)
     engine = OfficialFP16TANL(id_text.float(), corpus.float(), noise.float(), 100.0, num_negatives=50,
                               memory_length=20, gap=gap, alpha=alpha, score_step=gamma)
-    torch.testing.assert_close(engine._score_memory[: engine._score_count], official.score_queue.float(),
+    torch.testing.assert_close(_held_scores(engine), official.score_queue.float(),
                                rtol=0, atol=0)
     confident = 0
     for batch in batches:
@@ -108,3 +108,9 @@ def test_pickles_without_its_float16_texts(stream):
     copy = pickle.loads(pickle.dumps(engine))
     for batch in batches[1:3]:
         assert torch.equal(copy.step(batch.float())[1], engine.step(batch.float())[1])
+
+
+def _held_scores(engine):
+    """The scores the engine's threshold search reads (its state_dict's score memory, as many as it holds)."""
+    state = engine.state_dict()
+    return state["score_memory"][: state["score_count"]]

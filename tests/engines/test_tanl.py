@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from helpers.dispatch import count_dispatch
 from openood_tanl import TANL
 from openood_tanl.synthetic import make_bank, make_stream
 from reference.slow_tanl import SlowTANL
@@ -125,3 +126,18 @@ def test_bad_features_are_named(bank):
         engine.step(torch.empty(0, 48))
     with pytest.raises(ValueError, match="embedding dimensions differ"):
         TANL(bank.id_text, bank.corpus_text[:, :10], bank.noise_features)
+
+
+@pytest.mark.parametrize("preset", [dict(gap=0.2, alpha=0.95), dict(gap=0.5, alpha=0.0)], ids=["tanl", "tanl_official"])
+@pytest.mark.parametrize("score_step", [1, 0, 3])
+def test_a_step_is_a_few_dozen_ops_and_two_host_reads(bank, preset, score_step):
+    """Steady state (memories full): the batch's norm and logit extremes, then the confident-row counts; nothing
+    else is read back, and the op count (kernel launches on a GPU) stays what the method needs."""
+    engine = TANL(bank.id_text, bank.corpus_text, bank.noise_features, num_negatives=100, memory_length=60,
+                  score_step=score_step, **preset)
+    features, _, _ = make_stream(bank, 300, 100, seed=2)
+    batches = features.split(64)
+    for batch in batches[:-1]:
+        engine.step(batch)
+    ops, syncs = count_dispatch(lambda: engine.step(batches[-1]))
+    assert syncs <= 2 and ops <= 120, (ops, syncs)

@@ -53,9 +53,9 @@ def test_a_registry_factory_and_more_workers_than_streams(toy):
 
 def test_run_protocol_in_workers_leaves_the_engine_alone(toy):
     engine = make_tanl()()
-    before = engine._score_memory.clone()
+    before = engine.state_dict()["score_memory"]
     parallel = run_protocol(engine, toy, "ood-first", seed=2, batch_size=40, workers=3)
-    assert torch.equal(engine._score_memory, before)  # the workers stepped their own copies
+    assert torch.equal(engine.state_dict()["score_memory"], before)  # the workers stepped their own copies
     sequential = run_protocol(engine, toy, "ood-first", seed=2, batch_size=40)
     pd.testing.assert_frame_equal(sequential, parallel, check_exact=True)
 
