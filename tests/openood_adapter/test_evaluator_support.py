@@ -160,3 +160,21 @@ def test_search_sweep_keeps_the_first_of_tied_points_and_says_so(small, capsys):
     out = capsys.readouterr().out
     assert "3 combinations tie at the best AUROC" in out and "keeping the first" in out
     assert out.count("Hyperparam: [") == 3 and "Final hyperparam: [0]" in out
+
+
+# ------------------------------------------------------------------------------------------ the network: section
+def test_the_network_section_is_text_bank_settings():
+    import openood_tanl
+    from openood_tanl.networks import TextBankSettings
+    from openood_tanl.openood import registration
+    from openood_tanl.yaml_files import load_yaml
+
+    shipped = dict(load_yaml(openood_tanl.config_root() / "networks" / "clip_tanl.yml")["network"], num_gpus=0)
+    assert registration.network_settings(shipped) == TextBankSettings(device="cpu")  # the shipped values: defaults
+    section = {**shipped, "model": "RN50", "weights": "none", "id_classes": "cifar10", "precision": "official-fp16",
+               "quick_gelu": None, "device": "cuda:1"}
+    assert registration.network_settings(section) == TextBankSettings("RN50", None, "cifar10", device="cuda:1",
+                                                                      precision="official-fp16")
+    with pytest.raises(ValueError, match=r"the network: section: unknown key 'presicion' \(did you mean "
+                                         r"'precision'\?\). Valid keys: model, weights, id_classes"):
+        registration.network_settings({**shipped, "presicion": "fp16"})
