@@ -1,4 +1,5 @@
-"""A leaderboard from Python: encode a benchmark once, replay it through several methods and seeds.
+"""A leaderboard from Python: encode a benchmark once, replay it through several methods and seeds (then a sweep of
+TANL's label count, every point in one lockstep replay).
 
 The benchmark here is a YAML spec of image folders (works without OpenOOD), e.g. my_benchmark.yml:
 
@@ -20,12 +21,14 @@ import sys
 import openood_tanl
 from openood_tanl.bank import TextBank
 from openood_tanl.evaluation import (
+    StreamSettings,
     compare_methods,
     extract_benchmark,
     leaderboard_table,
     load_benchmark,
     markdown_table,
     match_id_classes,
+    sweep,
 )
 
 if __name__ == "__main__":
@@ -44,3 +47,7 @@ if __name__ == "__main__":
     board = leaderboard_table(results)
     print(markdown_table(board))
     board.to_csv("leaderboard.csv")
+
+    curves = sweep({"tanl": methods["tanl"]}, "num_negatives", [1000, 5000, 10000], TextBank.of(net), features,
+                   StreamSettings(protocol="mixed"), seeds=[0, 1, 2])
+    print(curves["tanl"][["num_negatives", "AUROC", "FPR@95"]])

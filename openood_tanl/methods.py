@@ -62,19 +62,13 @@ def _with_corpus(engine_class, bank, **hyperparameters):
         from .core.official_fp16 import OfficialFP16TANL
 
         engine_class = OfficialFP16TANL if issubclass(OfficialFP16TANL, engine_class) else engine_class
-    engine = engine_class(bank.id_text_features, bank.corpus_text_features, bank.noise_features, _logit_scale(bank),
-                          **hyperparameters)
-    engine.bank_columns = None  # all of them
-    return engine
+    return engine_class(bank.id_text_features, bank.corpus_text_features, bank.noise_features, _logit_scale(bank),
+                        **hyperparameters)
 
 
 def _id_only(engine_class, bank, **hyperparameters):
     """Engines that need the ID class texts only (MCM): the first C columns of the bank's logits."""
-    import torch
-
-    engine = engine_class(bank.id_text_features, _logit_scale(bank), **hyperparameters)
-    engine.bank_columns = torch.arange(len(bank.id_text_features))
-    return engine
+    return engine_class(bank.id_text_features, _logit_scale(bank), **hyperparameters)
 
 
 def selected_negatives(bank, num_negatives: int, percentile: float):
@@ -98,10 +92,9 @@ def _with_selection(engine_class, bank, *, num_negatives, percentile, **hyperpar
     import torch
 
     chosen, negatives = selected_negatives(bank, num_negatives, percentile)
-    engine = engine_class(bank.id_text_features, negatives, _logit_scale(bank), **hyperparameters)
     classes = len(bank.id_text_features)
-    engine.bank_columns = torch.cat([torch.arange(classes), chosen + classes])
-    return engine
+    return engine_class(bank.id_text_features, negatives, _logit_scale(bank),
+                        torch.cat([torch.arange(classes), chosen + classes]), **hyperparameters)
 
 
 # ---------------------------------------------------------------------------------------------- the registry

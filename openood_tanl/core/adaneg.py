@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .engine import OfficialName
+from .engine import OfficialName, check_bank_columns
 from .scoring import grouped_id_share, negative_groups
 from .validation import (
     as_rows,
@@ -97,6 +97,8 @@ class AdaNeg:
         id_text: [C, D] L2-normalised ID class text embeddings.
         negative_text: [M, D] L2-normalised negative-label text embeddings, already selected (NegLabel).
         logit_scale: CLIP's temperature multiplier (``logit_scale.exp()``, 100 for OpenAI CLIP).
+        bank_columns: [C + M] the columns of a text bank's [ID | corpus] logits that [ID | negatives] are (the
+            ``Engine`` contract); None: the negatives are the bank's whole corpus.
         threshold: middle point of the text score that splits ID from OOD (official ``thres``; 0.5).
         gap: g; an image is cached as ID when its text score > t + g (1 - t), as OOD when < t - g t
             (official ``gap``; 0.5 -> 0.75 / 0.25).
@@ -153,6 +155,7 @@ class AdaNeg:
         id_text: torch.Tensor,
         negative_text: torch.Tensor,
         logit_scale: float = 100.0,
+        bank_columns: torch.Tensor | None = None,
         *,
         threshold: float = 0.5,
         gap: float = 0.5,
@@ -188,6 +191,7 @@ class AdaNeg:
 
         # [P, D] with P = C + M: every logit against the ID classes then the negatives comes from one matmul.
         self._text = torch.cat([self.id_text, self.negative_text])
+        self.bank_columns = check_bank_columns(bank_columns, self._text.shape[0], "AdaNeg")
         self._text_norm = self._text.norm(dim=1)  # [P]; the official memory proxies renormalise the text row
         # [num_groups, M // num_groups] column indices into the [P] logits
         groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed, self.shuffle_groups)

@@ -17,8 +17,11 @@ An engine is built from text embeddings and hyperparameters (keyword-only, each 
 traces read them): ``threshold`` (an adaptive threshold), ``selected`` (corpus indices of the negatives that scored
 the last step), ``memory_fill`` ((ID, OOD) rows held), and any engine-specific names.
 
-An engine built from a text bank by ``openood_tanl.create_engine`` also has ``bank_columns``: which columns of the
-bank's [ID | corpus] logits its text is (None: all of them).
+``bank_columns``, set at construction: which columns of a text bank's [ID | corpus] logits the engine's text is,
+in the engine's order: None for all of them (TANL: its text is the bank's), a [K] LongTensor of column indices
+otherwise (MCM: the C ID columns; NegLabel and AdaNeg take theirs as a constructor argument, the ID columns then
+their negatives' corpus columns, as ``openood_tanl.create_engine`` passes them). ``core.Lockstep`` reads it to hand
+each engine its columns of the shared logits.
 
 ``official_names`` maps each hyperparameter to where it comes from in the official code (``OfficialName``), so a
 config written with the official keys gets a translation instead of a bare "unknown key".
@@ -30,7 +33,7 @@ from typing import Any, Callable, ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["Engine", "OfficialName", "HyperparameterCheck"]
+__all__ = ["Engine", "OfficialName", "HyperparameterCheck", "check_bank_columns"]
 
 #: ``check(name, value) -> normalised value``; raises TypeError/ValueError naming ``name``.
 HyperparameterCheck = Callable[[str, Any], Any]
@@ -59,6 +62,7 @@ class Engine(Protocol):
     hyperparameter_checks: ClassVar[Mapping[str, HyperparameterCheck]]
     official_names: ClassVar[Mapping[str, OfficialName]]
     learned_state: ClassVar[tuple[str, ...]]
+    bank_columns: torch.Tensor | None
 
     def reset(self) -> Engine: ...
 
@@ -72,3 +76,18 @@ class Engine(Protocol):
 
     @property
     def num_classes(self) -> int: ...
+
+
+def check_bank_columns(columns, width: int, owner: str) -> torch.Tensor | None:
+    """``bank_columns`` of an engine whose text has ``width`` rows: None, or ``width`` distinct column indices >= 0
+    (a [width] LongTensor)."""
+    if columns is None:
+        return None
+    columns = torch.as_tensor(columns).cpu()
+    if columns.dtype.is_floating_point or columns.dtype == torch.bool or columns.shape != (width,):
+        raise ValueError(f"{owner}: bank_columns must be {width} column indices (one per row of its text), got "
+                         f"{columns.dtype} of shape {tuple(columns.shape)}")
+    columns = columns.long()
+    if width and (int(columns.min()) < 0 or len(torch.unique(columns)) != width):
+        raise ValueError(f"{owner}: bank_columns must be distinct column indices >= 0")
+    return columns

@@ -25,9 +25,8 @@ class Lockstep:
     """Engines on one stream: ``step(features) -> {label: (pred, score)}``.
 
     Args:
-        engines: label -> engine built from the bank whose texts follow (``openood_tanl.create_engine`` records
-            which columns of the bank's [ID | corpus] logits each engine scores against: ``bank_columns``, None for
-            all of them).
+        engines: label -> engine built from the bank whose texts follow (each engine's ``bank_columns``, the
+            ``Engine`` contract, says which columns of the bank's [ID | corpus] logits it scores against).
         id_text: [C, D] and corpus_text: [N, D], the bank's L2-normalised texts; logit_scale: its multiplier.
 
     ``reset()`` resets every engine; ``engines`` is the mapping (read-only use: each engine's documented state).
@@ -46,9 +45,6 @@ class Lockstep:
         self._distinct: list[torch.Tensor] = []  # the distinct column sets
         self._column_set: dict[str, int | None] = {}  # label -> index into _distinct, None = every column
         for label, engine in self.engines.items():
-            if not hasattr(engine, "bank_columns"):
-                raise TypeError(f"engine '{label}' ({type(engine).__name__}) was not built from a text bank: build "
-                                "it with openood_tanl.create_engine(name, bank), which records its bank columns")
             if engine.num_classes != self._num_classes or engine.device != self.device:
                 raise ValueError(f"engine '{label}' has {engine.num_classes} classes on {engine.device}; the bank "
                                  f"has {self._num_classes} on {self.device}: build every engine from the same bank")

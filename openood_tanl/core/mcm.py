@@ -32,6 +32,7 @@ class MCM:
         if self.id_text.shape[0] == 0:
             raise ValueError("id_text is empty; it needs at least one row")
         self.logit_scale = check_logit_scale(logit_scale)
+        self.bank_columns = torch.arange(self.id_text.shape[0])  # the ID columns of a bank (the Engine contract)
         self.temperature = check_hyperparameters(self.hyperparameter_checks, {"temperature": temperature},
                                                  "MCM")["temperature"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .engine import OfficialName
+from .engine import OfficialName, check_bank_columns
 from .scoring import grouped_id_share, negative_groups
 from .validation import (
     as_rows,
@@ -93,6 +93,8 @@ class NegLabel:
         id_text: [C, D] L2-normalised ID class texts.
         negative_text: [M, D] L2-normalised negative-label texts (e.g. from ``select_negative_labels``).
         logit_scale: CLIP's ``logit_scale.exp()``.
+        bank_columns: [C + M] the columns of a text bank's [ID | corpus] logits that [ID | negatives] are (the
+            ``Engine`` contract); None: the negatives are the bank's whole corpus.
         num_groups: official ``ngroup`` (1 = no grouping).
         seed: seeds the shuffle into groups.
     """
@@ -101,8 +103,8 @@ class NegLabel:
     learned_state = ()
     official_names = OFFICIAL_NAMES
 
-    def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0, *,
-                 num_groups: int = 100, seed: int = 0):
+    def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0,
+                 bank_columns: torch.Tensor | None = None, *, num_groups: int = 100, seed: int = 0):
         check_same_dim(id_text, negative_text)
         self.id_text = as_rows("id_text", id_text, owner=self)
         self.negative_text = as_rows("negative_text", negative_text, self.id_text.device, owner=self)
@@ -115,6 +117,7 @@ class NegLabel:
         groups = negative_groups(self.negative_text.shape[0], self.num_groups, self.seed)
         self._group_columns = (groups + self.id_text.shape[0]).to(self.id_text.device)  # columns of [ID | negatives]
         self._text = torch.cat([self.id_text, self.negative_text])
+        self.bank_columns = check_bank_columns(bank_columns, self._text.shape[0], "NegLabel")
         self._workspaces = Workspaces()
 
     @property

@@ -86,6 +86,7 @@ class TANL:
     hyperparameter_checks = HYPERPARAMETER_CHECKS
     learned_state = ("threshold", "selected", "memory_fill")
     official_names = OFFICIAL_NAMES
+    bank_columns = None  # its text is a bank's whole [ID | corpus] (the Engine contract)
 
     def __init__(
         self,

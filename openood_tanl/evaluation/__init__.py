@@ -4,8 +4,9 @@
 Modules: ``data`` (sets and benchmarks), ``datasets`` (image benchmarks from folders, lists, specs),
 ``feature_cache`` and ``extraction`` (encoding images once per model), ``protocols`` (their names and checks),
 ``streams`` (one stream), ``traces`` (a stream batch by batch), ``parallel`` (streams in processes), ``replay``
-(``replay_streams``, ``evaluate``), ``tables`` (results and leaderboards), ``comparison`` (methods side by side in
-lockstep, sweeps), ``reproduce`` (the paper's numbers), ``distributed``.
+(``replay.replay``, exported here as ``replay_streams`` since ``evaluation.replay`` is the module; ``evaluate``),
+``tables`` (results and leaderboards), ``comparison`` (methods side by side in lockstep, sweeps), ``reproduce``
+(the paper's numbers), ``distributed``.
 """
 from .._lazy import lazy_exports
 
@@ -18,7 +19,8 @@ _EXPORTS = {
     "score_stream": ".streams", "replay_streams": ".replay", "Replay": ".replay", "evaluate": ".replay",
     "run_protocol": ".replay", "write_traces": ".traces",
     "summarise": ".tables", "leaderboard_table": ".tables", "markdown_table": ".tables",
-    "compare_methods": ".comparison", "sweep": ".comparison", "sweep_methods": ".comparison",
+    "replay_methods": ".comparison", "compare_methods": ".comparison", "sweep": ".comparison",
+    "sweep_methods": ".comparison",
     "plot_sweep": ".comparison",
 }
 _SUBMODULES = ("comparison", "data", "datasets", "distributed", "extraction", "feature_cache", "parallel", "protocols",

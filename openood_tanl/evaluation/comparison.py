@@ -7,11 +7,15 @@ bitwise those of a separate run), so a leaderboard or a hyperparameter sweep cos
 stream argument (``protocols.STREAM_ARGUMENTS``: batch size, ID:OOD ratio, sample order) replays once per value,
 every method in lockstep. ``lockstep=False`` runs each engine on its own (the reference the lockstep is tested
 against).
+
+``replay_methods`` replays methods under one ``StreamSettings``; ``sweep`` replays them over the values of one axis;
+``compare_methods`` (the long table) and ``sweep_methods`` take the stream settings as keywords.
 """
 from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -20,23 +24,22 @@ import pandas as pd
 from ..methods import create_lockstep
 from .data import FeatureBenchmark
 from .protocols import STREAM_ARGUMENTS, StreamSettings
-from .replay import replay_streams
+from .replay import replay
 from .tables import is_group_mean, save_figure
 
-__all__ = ["compare_methods", "sweep", "sweep_methods", "sweep_axis", "plot_sweep"]
+__all__ = ["replay_methods", "compare_methods", "sweep", "sweep_methods", "sweep_axis", "plot_sweep"]
 
 
-def _settings(protocol, batch_size, order, id_ood_ratio) -> StreamSettings:
-    return StreamSettings(protocol, batch_size, tuple(order) if order else None, id_ood_ratio)
-
-
-def _replay_methods(methods: Mapping[Any, Any], bank, benchmark: FeatureBenchmark, settings: StreamSettings,
-                    seeds: list[int], workers: int, lockstep: bool) -> dict:
-    """label -> (summary, per_seed) of every method (label -> ``MethodConfig``) on one replay of ``settings``."""
+def replay_methods(methods: Mapping[Any, Any], bank, benchmark: FeatureBenchmark,
+                   settings: StreamSettings = StreamSettings(), *, seeds: Iterable[int] = (0,), workers: int = 1,
+                   lockstep: bool = True) -> dict:
+    """label -> (summary, per_seed) of every method (label -> ``MethodConfig``) on one replay of ``settings``: one
+    ``Lockstep`` of all of them, or (``lockstep=False``) one replay each."""
+    seeds = list(seeds)
     if lockstep:
-        return replay_streams(functools.partial(create_lockstep, dict(methods), bank), benchmark, settings, seeds=seeds,
+        return replay(functools.partial(create_lockstep, dict(methods), bank), benchmark, settings, seeds=seeds,
                       workers=workers).tables
-    return {label: replay_streams(method.factory(bank), benchmark, settings, seeds=seeds, workers=workers).tables[None]
+    return {label: replay(method.factory(bank), benchmark, settings, seeds=seeds, workers=workers).tables[None]
             for label, method in methods.items()}
 
 
@@ -46,11 +49,12 @@ def compare_methods(methods: Mapping[str, Any], bank, benchmark: FeatureBenchmar
     """Every method on one benchmark: long table (method, benchmark, dataset, group, metrics [, *_std]).
 
     ``methods`` maps a display name to a ``MethodConfig``; the engines are built from ``bank`` (a ``TextBank`` or a
-    network) and replayed under ``protocol`` for each seed, in lockstep unless ``lockstep=False`` (``workers``
-    processes run independent streams in parallel, with the same results).
+    network) and replayed under the stream settings (``StreamSettings.from_keywords``) for each seed, in lockstep
+    unless ``lockstep=False`` (``replay_methods``; ``workers`` processes run independent streams in parallel, with
+    the same results).
     """
-    tables = _replay_methods(methods, bank, benchmark, _settings(protocol, batch_size, order, id_ood_ratio),
-                             list(seeds), workers, lockstep)
+    settings = StreamSettings.from_keywords(protocol, batch_size, order, id_ood_ratio)
+    tables = replay_methods(methods, bank, benchmark, settings, seeds=seeds, workers=workers, lockstep=lockstep)
     table = pd.concat([tables[label][0].reset_index().assign(method=label, benchmark=benchmark.name)
                        for label in methods], ignore_index=True)
     first = ["method", "benchmark", "dataset", "group"]
@@ -68,39 +72,53 @@ def _curve_row(summary: pd.DataFrame, argument: str, value: Any) -> dict:
     return row
 
 
+def sweep(methods: Mapping[str, Any], axis: str, values: Sequence[Any], bank, benchmark: FeatureBenchmark,
+          settings: StreamSettings = StreamSettings(), *, seeds: Iterable[int] = (0,), workers: int = 1,
+          lockstep: bool = True, **single_method_settings) -> dict[str, pd.DataFrame]:
+    """Methods (label -> ``MethodConfig``) over ``values`` of ``axis``: label -> a row per value with
+    near/far/all-OOD mean AUROC and FPR@95.
+
+    ``axis``: a hyperparameter of every method (all (method, value) engines in one lockstep replay of
+    ``settings``), or a stream argument (``STREAM_ARGUMENTS``: ``batch_size``, ``id_ood_ratio``, ``order`` = the
+    protocol; one replay per value of ``settings.with_value(axis, value)``, the methods in lockstep).
+    ``lockstep=False`` replays every engine on its own (the same tables).
+
+    Deprecated form: ``sweep(method, argument, values, bank, benchmark, protocol=..., batch_size=..., ...)`` with
+    one ``MethodConfig`` returns its one curve.
+    """
+    if not isinstance(methods, Mapping):
+        warnings.warn("sweep(method, ...) with one method is deprecated: pass {label: method} and StreamSettings "
+                      "(it returns label -> curve), or use sweep_methods", DeprecationWarning, stacklevel=2)
+        return sweep_methods({"method": methods}, axis, values, bank, benchmark, seeds=seeds, workers=workers,
+                             lockstep=lockstep, **single_method_settings)["method"]
+    if single_method_settings:
+        raise TypeError(f"sweep() got {sorted(single_method_settings)}: pass the stream settings as "
+                        "StreamSettings(...) (or use sweep_methods, which takes them as keywords)")
+    values = list(values)
+    rows: dict[str, list[dict]] = {label: [] for label in methods}
+    if axis in STREAM_ARGUMENTS:
+        for value in values:
+            tables = replay_methods(methods, bank, benchmark, settings.with_value(axis, value), seeds=seeds,
+                                    workers=workers, lockstep=lockstep)
+            for label in methods:
+                rows[label].append(_curve_row(tables[label][0], axis, value))
+    else:
+        points = {(label, index): method.replace(**{axis: value})
+                  for label, method in methods.items() for index, value in enumerate(values)}
+        tables = replay_methods(points, bank, benchmark, settings, seeds=seeds, workers=workers, lockstep=lockstep)
+        for (label, index) in points:
+            rows[label].append(_curve_row(tables[(label, index)][0], axis, values[index]))
+    return {label: pd.DataFrame(curve) for label, curve in rows.items()}
+
+
 def sweep_methods(methods: Mapping[str, Any], argument: str, values: Sequence[Any], bank,
                   benchmark: FeatureBenchmark, *, protocol: str = "mixed", seeds: Iterable[int] = (0,),
                   batch_size: int = 256, order: Sequence[str] | None = None, id_ood_ratio: float | None = None,
                   workers: int = 1, lockstep: bool = True) -> dict[str, pd.DataFrame]:
-    """Methods (label -> ``MethodConfig``) over ``values`` of ``argument``: label -> a row per value with
-    near/far/all-OOD mean AUROC and FPR@95.
-
-    ``argument``: a hyperparameter of every method (all (method, value) engines in one lockstep replay), or a
-    stream argument (``STREAM_ARGUMENTS``: ``batch_size``, ``id_ood_ratio``, ``order`` = the protocol; one replay
-    per value, the methods in lockstep). The other settings are those of ``compare_methods``.
-    """
-    seeds, values = list(seeds), list(values)
-    base = _settings(protocol, batch_size, order, id_ood_ratio)
-    rows: dict[str, list[dict]] = {label: [] for label in methods}
-    if argument in STREAM_ARGUMENTS:
-        for value in values:
-            settings = base.with_value(argument, value)
-            tables = _replay_methods(methods, bank, benchmark, settings, seeds, workers, lockstep)
-            for label in methods:
-                rows[label].append(_curve_row(tables[label][0], argument, value))
-    else:
-        points = {(label, index): method.replace(**{argument: value})
-                  for label, method in methods.items() for index, value in enumerate(values)}
-        tables = _replay_methods(points, bank, benchmark, base, seeds, workers, lockstep)
-        for (label, index) in points:
-            rows[label].append(_curve_row(tables[(label, index)][0], argument, values[index]))
-    return {label: pd.DataFrame(curve) for label, curve in rows.items()}
-
-
-def sweep(method, argument: str, values: Sequence[Any], bank, benchmark: FeatureBenchmark,
-          **settings) -> pd.DataFrame:
-    """One method (a ``MethodConfig``) over values of one argument: ``sweep_methods`` for one method."""
-    return sweep_methods({"method": method}, argument, values, bank, benchmark, **settings)["method"]
+    """``sweep`` with the stream settings as keywords (those of ``compare_methods``)."""
+    settings = StreamSettings.from_keywords(protocol, batch_size, order, id_ood_ratio)
+    return sweep(methods, argument, values, bank, benchmark, settings, seeds=seeds, workers=workers,
+                 lockstep=lockstep)
 
 
 def sweep_axis(values: Sequence[Any]) -> str:

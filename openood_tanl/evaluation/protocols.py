@@ -19,7 +19,7 @@ is shuffled by its own generator, seeded from ``(seed, i)`` (numpy ``SeedSequenc
 it does not depend on which OOD sets were scored before it. ``temporal`` is one stream shuffled by one generator
 seeded with ``seed``.
 
-Parallel streams (``replay.evaluate(..., workers=N)``): the OOD streams of ``mixed``, ``id-first`` and
+Parallel streams (``replay.replay(..., workers=N)``): the OOD streams of ``mixed``, ``id-first`` and
 ``ood-first`` and the seeds are independent (a reset each), so they run in processes (``parallel``) with the
 tables of one process; the engine factory must then be picklable (``MethodConfig.factory(bank)``). ``temporal`` is
 a single stream: with one seed it runs sequentially whatever ``workers`` says (its seeds still run in parallel).
@@ -71,6 +71,13 @@ class StreamSettings:
     order: tuple[str, ...] | None = None
     id_ood_ratio: float | None = None
     trace_window: int | None = None
+
+    @classmethod
+    def from_keywords(cls, protocol: str = "mixed", batch_size: int = 256, order: Sequence[str] | None = None,
+                      id_ood_ratio: float | None = None, trace_window: int | None = None) -> "StreamSettings":
+        """The settings of the keyword calls (``evaluate``, ``compare_methods``, the command line): ``order`` any
+        sequence of OOD set names (empty or None: the benchmark's)."""
+        return cls(protocol, batch_size, tuple(order) if order else None, id_ood_ratio, trace_window)
 
     def with_value(self, argument: str, value: Any) -> "StreamSettings":
         """These settings with one ``STREAM_ARGUMENTS`` entry set to ``value`` (checked); ``order`` sets the

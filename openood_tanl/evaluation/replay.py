@@ -1,9 +1,9 @@
 """Replaying cached embeddings through an engine under a protocol: the tables of one run.
 
-``replay_streams`` runs the streams of a protocol for each seed (the independent streams in processes with
+``replay`` runs the streams of ``StreamSettings`` for each seed (the independent streams in processes with
 ``workers`` > 1, the same tables as one process) through one engine or a ``core.Lockstep`` of several, and returns
-the summary and per-seed tables of each, plus the stream trace when one is asked for. ``evaluate`` is
-``replay_streams`` for one engine (its two tables); ``run_protocol`` is one engine, one seed.
+the summary and per-seed tables of each, plus the stream trace when one is asked for. ``evaluate`` is ``replay``
+for one engine with the settings as keywords (its two tables); ``run_protocol`` is one given engine, one seed.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .protocols import StreamSettings, check_settings
 from .streams import stream_tasks
 from .tables import metrics_table, seed_summary, summarise
 
-__all__ = ["Replay", "replay_streams", "evaluate", "run_protocol"]
+__all__ = ["Replay", "replay", "replay_streams", "evaluate", "run_protocol"]
 
 
 @dataclass
@@ -39,9 +39,8 @@ def _ood_names(benchmark: FeatureBenchmark) -> list[str]:
     return [ood_set.name for _, ood_set in benchmark.ood_sets()]
 
 
-def replay_streams(make_engine: Callable[[], object], benchmark: FeatureBenchmark,
-                   settings: StreamSettings = StreamSettings(), *, seeds: Iterable[int] = (0,), workers: int = 1,
-                   threads_per_worker: int | None = None) -> Replay:
+def replay(make_engine: Callable[[], object], benchmark: FeatureBenchmark, settings: StreamSettings = StreamSettings(),
+           *, seeds: Iterable[int] = (0,), workers: int = 1, threads_per_worker: int | None = None) -> Replay:
     """Run ``settings`` for each seed through the engine ``make_engine()`` builds (one engine, or a
     ``Lockstep`` whose members are each scored as if alone).
 
@@ -69,6 +68,11 @@ def replay_streams(make_engine: Callable[[], object], benchmark: FeatureBenchmar
     return Replay(tables, trace)
 
 
+#: ``replay`` under its earlier name (``openood_tanl.evaluation.replay_streams``; ``evaluation.replay`` is this
+#: module).
+replay_streams = replay
+
+
 def run_protocol(engine, benchmark: FeatureBenchmark, protocol: str = "mixed", *, seed: int = 0,
                  batch_size: int = 256, order: Sequence[str] | None = None, id_ood_ratio: float | None = None,
                  workers: int = 1, threads_per_worker: int | None = None) -> pd.DataFrame:
@@ -79,9 +83,9 @@ def run_protocol(engine, benchmark: FeatureBenchmark, protocol: str = "mixed", *
     ``workers`` > 1 runs the OOD streams of ``mixed``/``id-first``/``ood-first`` in that many processes, each
     on its own (unpickled) copy of ``engine``, which must be picklable; the table is that of ``workers=1``, but
     ``engine`` itself is then left as it was (the copies learnt, not it). ``temporal`` (one stream) always runs
-    here. ``threads_per_worker``: torch intra-op threads of each worker (see ``replay_streams``).
+    here. ``threads_per_worker``: torch intra-op threads of each worker (see ``replay``).
     """
-    settings = StreamSettings(protocol, batch_size, tuple(order) if order else None, id_ood_ratio)
+    settings = StreamSettings.from_keywords(protocol, batch_size, order, id_ood_ratio)
     check_settings(settings, _ood_names(benchmark), [seed])
     tasks = stream_tasks(benchmark, protocol, [seed])
     parts = run_tasks(Given(engine), benchmark, settings, tasks, workers, threads_per_worker)
@@ -96,12 +100,11 @@ def evaluate(make_engine: Callable[[], object], benchmark: FeatureBenchmark, pro
 
     ``summary``: one row per OOD dataset plus group means, the mean over seeds of each metric and, with several
     seeds, ``<metric>_std`` (sample standard deviation). ``per_seed``: the long table. ``id_ood_ratio``: ID samples
-    per OOD sample in each stream (``StreamSettings``). ``workers``, ``threads_per_worker``: see ``replay_streams``.
+    per OOD sample in each stream (``StreamSettings``). ``workers``, ``threads_per_worker``: see ``replay``.
     """
-    settings = StreamSettings(protocol, batch_size, tuple(order) if order else None, id_ood_ratio)
-    result = replay_streams(make_engine, benchmark, settings, seeds=seeds, workers=workers,
-                    threads_per_worker=threads_per_worker)
+    result = replay(make_engine, benchmark, StreamSettings.from_keywords(protocol, batch_size, order, id_ood_ratio),
+                    seeds=seeds, workers=workers, threads_per_worker=threads_per_worker)
     if set(result.tables) != {None}:
-        raise TypeError("evaluate replays one engine; for a Lockstep of several use replay_streams(), which "
-                        "returns the tables of each")
+        raise TypeError("evaluate replays one engine; for a Lockstep of several use replay(), which returns the "
+                        "tables of each")
     return result.tables[None]

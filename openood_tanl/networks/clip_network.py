@@ -16,11 +16,12 @@ from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
 from .checkpoints import OPENAI_FORMS, checkpoint_form, read_openai_state_dict
 from .noise import noise_images
+from .settings import TextBankSettings
 from .text_encoding import TEXT_ENCODINGS, encode_class_texts, trims_exactly
 from .transforms import TRANSFORMS, build_transform, resolve_transform
 
-__all__ = ["CLIPNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES", "PRECISIONS",
-           "QuickGELUWarning"]
+__all__ = ["CLIPNetwork", "create_network", "build_network", "plan_text_bank", "TextBankPlan", "TextBankSettings",
+           "TEMPLATES", "PRECISIONS", "QuickGELUWarning"]
 
 #: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
 NOUN_TEMPLATE = "The nice {}."
@@ -154,11 +155,11 @@ def _resolve_quick_gelu(model_name: str, pretrained: str | None, quick_gelu: boo
                           f"with: running GELU. Weights trained with QuickGELU (OpenAI's, and {model_name}'s "
                           f"{', '.join(repr(t) for t in tags)} tags) need quick_gelu=True (--quick-gelu) or their "
                           "features are wrong; pass quick_gelu=False (--no-quick-gelu) if GELU is right",
-                          QuickGELUWarning, stacklevel=4)
+                          QuickGELUWarning, stacklevel=5)
         return False, "default (GELU)" + ("; the checkpoint does not tell" if form is not None else "")
     if wanted is not None and quick_gelu != wanted:
         warnings.warn(f"quick_gelu={quick_gelu} but {told_by} of {model_name} were trained with "
-                      f"quick_gelu={wanted}: features will be degraded", QuickGELUWarning, stacklevel=4)
+                      f"quick_gelu={wanted}: features will be degraded", QuickGELUWarning, stacklevel=5)
     return bool(quick_gelu), f"quick_gelu={quick_gelu}"
 
 
@@ -311,28 +312,32 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         (network, preprocess): a ``CLIPNetwork`` in eval mode and the image transform, usable as OpenOOD's
         ``preprocessor`` (``network.provenance["image_transform"]`` says which).
     """
-    device = torch.device(device)
-    if precision == "fp16" and device.type != "cuda":
+    return build_network(TextBankSettings(**locals()))  # every argument is a field, in order (a test pins both)
+
+
+def build_network(settings: TextBankSettings):
+    """``create_network`` from its ``TextBankSettings``: (network, preprocess)."""
+    device = torch.device(settings.device)
+    if settings.precision == "fp16" and device.type != "cuda":
         raise ValueError(f"precision 'fp16' needs a CUDA device; use 'fp32' or 'official-fp16' on {device}")
-    plan = plan_text_bank(model_name, pretrained, id_classes, corpus, corpus_rules=corpus_rules, templates=templates,
-                          transform=transform, benchmark=benchmark, precision=precision, quick_gelu=quick_gelu,
-                          noise_seed=noise_seed, normalize_noise=normalize_noise, model_config=model_config)
+    plan = _plan(settings)
     names, words, model_key = plan.names, plan.corpus, plan.model_key
     print(words.report())
+    cache_dir = settings.cache_dir
     model, open_clip_preprocess, tokenizer = _load_clip(
-        model_name, pretrained, device, precision, model_key["quick_gelu"],
+        settings.model_name, settings.pretrained, device, settings.precision, model_key["quick_gelu"],
         os.fspath(cache_dir) if cache_dir else None, model_key["weights"].get("form"))
-    preprocess, _ = build_transform(plan.provenance["image_transform"]["name"], id_classes, model.visual.image_size,
-                                    open_clip_preprocess, benchmark)
+    preprocess, _ = build_transform(plan.provenance["image_transform"]["name"], settings.id_classes,
+                                    model.visual.image_size, open_clip_preprocess, settings.benchmark)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
-    official_fp16 = precision == "official-fp16"
-    id_text, corpus_text = _text_bank(model, tokenizer, plan, cache, device, batch_size, official_fp16)
+    official_fp16 = settings.precision == "official-fp16"
+    id_text, corpus_text = _text_bank(model, tokenizer, plan, cache, device, settings.batch_size, official_fp16)
     normalisation = next((t for t in getattr(open_clip_preprocess, "transforms", [])
                           if type(t).__name__ == "Normalize"), None)
-    noise = _noise_features(model, normalisation, cache, model_key, device, noise_seed, normalize_noise,
-                            official_fp16)
+    noise = _noise_features(model, normalisation, cache, model_key, device, settings.noise_seed,
+                            settings.normalize_noise, official_fp16)
     network = CLIPNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words,
-                          precision)
+                          settings.precision)
     network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
     network.provenance = plan.provenance
     return network.to(device).eval(), preprocess
@@ -355,15 +360,29 @@ def _image_size(model_name: str):
     return (config.get("vision_cfg") or {}).get("image_size", 224)
 
 
-def plan_text_bank(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
-                   corpus: str | os.PathLike = "wordnet", *, corpus_rules: str = "official",
-                   templates: str = "official", transform: str = "auto", benchmark: str | None = None,
-                   precision: str = "fp32", quick_gelu: bool | None = None, noise_seed: int = 0,
-                   normalize_noise: bool = False, model_config: str | os.PathLike | None = None) -> TextBankPlan:
+def plan_text_bank(settings: TextBankSettings | str | None = None, *arguments, **keywords) -> TextBankPlan:
     """Check ``create_network``'s arguments and describe its text bank without loading a model (seconds: the
-    class names, the corpus, open_clip's model and weights tables, a checkpoint file's form). Arguments as
-    ``create_network``."""
+    class names, the corpus, open_clip's model and weights tables, a checkpoint file's form).
+
+    ``settings``: a ``TextBankSettings``; or, as ``create_network``, its arguments (``plan_text_bank(model_name,
+    pretrained, id_classes, corpus, corpus_rules=..., ...)``). ``device``, ``cache_dir`` and ``batch_size`` are
+    not read.
+    """
+    if not isinstance(settings, TextBankSettings):
+        settings = TextBankSettings(*(() if settings is None else (settings,)), *arguments, **keywords)
+    elif arguments or keywords:
+        raise TypeError("plan_text_bank takes a TextBankSettings or create_network's arguments, not both")
+    return _plan(settings)
+
+
+def _plan(settings: TextBankSettings) -> TextBankPlan:
+    """``plan_text_bank`` of ``settings``."""
     import open_clip
+
+    model_name, pretrained, id_classes, corpus = (settings.model_name, settings.pretrained, settings.id_classes,
+                                                  settings.corpus)
+    templates, transform, benchmark = settings.templates, settings.transform, settings.benchmark
+    precision, model_config = settings.precision, settings.model_config
 
     if templates not in TEMPLATES:
         raise ValueError(f"templates must be one of {TEMPLATES}, got '{templates}'")
@@ -377,7 +396,7 @@ def plan_text_bank(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         open_clip.add_model_config(os.fspath(model_config))
     _check_model(model_name, pretrained)
     names = class_names(id_classes)
-    words = load_corpus(corpus, names, rules=corpus_rules)
+    words = load_corpus(corpus, names, rules=settings.corpus_rules)
     if templates == "official":
         class_templates = noun_templates = [NOUN_TEMPLATE]
     else:
@@ -385,7 +404,7 @@ def plan_text_bank(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
     prompts = {"classes": list(class_templates), "nouns": list(noun_templates), "adjectives": [ADJECTIVE_TEMPLATE]}
     form = checkpoint_form(pretrained) if pretrained and os.path.isfile(pretrained) else None
-    use_quick_gelu, chosen_by = _resolve_quick_gelu(model_name, pretrained, quick_gelu, form)
+    use_quick_gelu, chosen_by = _resolve_quick_gelu(model_name, pretrained, settings.quick_gelu, form)
     model_key = {"model": model_name, "weights": _weights_identity(pretrained, form), "quick_gelu": use_quick_gelu,
                  "precision": precision}
     transform_name = resolve_transform(transform, id_classes, benchmark)
@@ -400,6 +419,6 @@ def plan_text_bank(model_name: str = "ViT-B-16", pretrained: str | None = "opena
                         "count": len(names), "sha256": class_names_sha256(names)},
         "corpus": words.provenance(),
         "prompts": {"templates": templates, **prompts},
-        "noise": {"seed": noise_seed, "normalized": normalize_noise},
+        "noise": {"seed": settings.noise_seed, "normalized": settings.normalize_noise},
     }
     return TextBankPlan(names, words, prompts, model_key, provenance)

@@ -12,12 +12,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..bank import TextBank, network_device
+from ..evaluation.comparison import replay_methods
 from ..evaluation.data import FeatureBenchmark, FeatureSet
 from ..evaluation.protocols import StreamSettings, check_protocol, check_seeds
-from ..evaluation.replay import evaluate, replay_streams
+from ..evaluation.replay import replay as replay_engine
+from ..methods import configure
 
 __all__ = ["OPENOOD_COLUMNS", "TABLE_COLUMNS", "BENCHMARK_CLASSES", "check_network_fits", "evaluator_settings",
-           "encode_loader", "openood_table", "replay", "search_sweep",
+           "encode_loader", "openood_table", "replay", "search_grid", "search_sweep",
            "sweep_combinations", "require_engine_postprocessor", "print_table", "concat_id_sets", "RULE"]
 
 #: OpenOOD's table columns, in its order.
@@ -149,16 +151,20 @@ def openood_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _settings(protocol: str, batch_size: int, order: Sequence[str] | None = None) -> StreamSettings:
+    return StreamSettings.from_keywords(check_protocol(protocol), int(batch_size), order)
+
+
 def replay(postprocessor, net, benchmark: FeatureBenchmark, *, protocol: str = "mixed",
            seeds: Iterable[int] = (0,), order: Sequence[str] | None = None,
            batch_size: int = 256) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run ``evaluate`` with the postprocessor's engine for ``net``'s text bank; returns (summary, per_seed). The
-    postprocessor is left reset: no stream's state outlives the run."""
+    """``evaluation.replay.replay`` of the postprocessor's engine for ``net``'s text bank; returns (summary,
+    per_seed). The postprocessor is left reset: no stream's state outlives the run."""
     postprocessor = require_engine_postprocessor(postprocessor)
     bank = TextBank.of(net)
     try:
-        return evaluate(functools.partial(postprocessor.engine_for, bank), benchmark, check_protocol(protocol),
-                        seeds=check_seeds(seeds), batch_size=int(batch_size), order=order)
+        return replay_engine(functools.partial(postprocessor.engine_for, bank), benchmark,
+                             _settings(protocol, batch_size, order), seeds=check_seeds(seeds)).tables[None]
     finally:
         postprocessor.reset()
 
@@ -171,34 +177,38 @@ def sweep_combinations(args_dict: Mapping[str, Sequence]) -> list[list]:
     return [list(reversed(combo)) for combo in itertools.product(*reversed(lists))]
 
 
+def search_grid(method: str, args: Mapping, grid: Mapping[str, Sequence], bank, benchmark: FeatureBenchmark,
+                settings: StreamSettings = StreamSettings(), *, seeds: Iterable[int] = (0,),
+                lockstep: bool = True) -> list[tuple[list, float]]:
+    """[(combination, AUROC)] of every combination of ``grid`` (hyperparameter -> values; OpenOOD's order,
+    ``sweep_combinations``) of ``method`` configured with ``args``: AUROC (percent) is the mean over the
+    benchmark's OOD sets and the seeds; all combinations in one lockstep replay (``replay_methods``; the tables of
+    one replay each)."""
+    combos = sweep_combinations(grid)
+    points = {index: configure(method, args, **dict(zip(grid, combo))) for index, combo in enumerate(combos)}
+    tables = replay_methods(points, bank, benchmark, settings, seeds=seeds, lockstep=lockstep)
+    names = [ood_set.name for _, ood_set in benchmark.ood_sets()]
+    return [(combo, float(tables[index][0].loc[names, "AUROC"].mean())) for index, combo in enumerate(combos)]
+
+
 def search_sweep(postprocessor, net, benchmark: FeatureBenchmark, *, protocol: str = "mixed",
                  seeds: Iterable[int] = (0,), batch_size: int = 256) -> tuple[list, float, list[tuple[list, float]]]:
     """OpenOOD's APS search under a test-time protocol: the sweep combination with the best mean AUROC.
 
     Every combination of ``postprocessor.args_dict`` is replayed on ``benchmark`` (usually ID val vs OOD val), all
-    of them in one lockstep replay (``core.Lockstep``: the same tables as one replay each); AUROC (percent) is the
-    mean over the benchmark's OOD sets and the seeds. Ties go to the first combination in OpenOOD's order (as its
+    of them in one lockstep replay (``search_grid``). Ties go to the first combination in OpenOOD's order (as its
     evaluation API's search; its ``main.py`` evaluator keeps the last) and are reported. Leaves the postprocessor
     set to the best. Returns (best combination, its AUROC, [(combination, AUROC), ...]).
     """
-    from ..methods import configure, create_lockstep
-
     postprocessor = require_engine_postprocessor(postprocessor)
-    combos = sweep_combinations(postprocessor.args_dict)
-    if not combos:
+    if not sweep_combinations(postprocessor.args_dict):
         print("No postprocessor_sweep to search: keeping the configured hyperparameters", flush=True)
         return postprocessor.get_hyperparam(), math.nan, []
-    swept = [postprocessor._swept_arg(key) for key in postprocessor.args_dict]
-    points = {index: configure(postprocessor.name, postprocessor.args, **dict(zip(swept, combo)))
-              for index, combo in enumerate(combos)}
-    replayed = replay_streams(functools.partial(create_lockstep, points, TextBank.of(net)), benchmark,
-                              StreamSettings(check_protocol(protocol), int(batch_size)), seeds=check_seeds(seeds))
-    names = [ood_set.name for _, ood_set in benchmark.ood_sets()]
-    results = []
-    for index, combo in enumerate(combos):
-        auroc = float(replayed.tables[index][0].loc[names, "AUROC"].mean())
+    grid = {postprocessor._swept_arg(key): values for key, values in postprocessor.args_dict.items()}
+    results = search_grid(postprocessor.name, postprocessor.args, grid, TextBank.of(net), benchmark,
+                          _settings(protocol, batch_size), seeds=check_seeds(seeds))
+    for combo, auroc in results:
         print(f"Hyperparam: {combo}, auroc: {auroc / 100}", flush=True)
-        results.append((combo, auroc))
     best_auroc = max(auroc for _, auroc in results)
     tied = [combo for combo, auroc in results if auroc == best_auroc]
     if len(tied) > 1:

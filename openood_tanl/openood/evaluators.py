@@ -8,7 +8,7 @@ DataFrame of ``Evaluator.eval_ood``; ``ood.csv`` and the console lines of the ``
 1. encode every image once, with ``net(x, return_feat=True)`` on the network's own device (no ``.cuda()``), the
    ID test set and each near/far OOD set (and the covariate-shifted ID sets when ``fsood``);
 2. replay the cached embeddings through the postprocessor's engine with
-   :func:`openood_tanl.evaluation.evaluate` under one protocol (``mixed``, the paper's, by default: a reset and
+   :func:`openood_tanl.evaluation.replay.replay` under one protocol (``mixed``, the paper's, by default: a reset and
    one seeded shuffle of the ID test set with that OOD set, per OOD set) and one or more seeds.
 
 Behaviour choices:
@@ -84,7 +84,7 @@ class TestTimeEvaluator(Evaluator):
         stream_batch_size: embeddings per engine step (default: ``batch_size``).
 
     ``eval_ood`` encodes each image once (cached in ``self.features`` across calls, protocols and sweeps) and
-    replays the embeddings with ``openood_tanl.evaluation.evaluate``; the table goes to ``self.metrics['ood']``
+    replays the embeddings with ``openood_tanl.evaluation.replay.replay``; the table goes to ``self.metrics['ood']``
     (or ``'fsood'``) and the per-seed long table to ``self.per_seed``. Changing ``protocol``, ``seeds``,
     ``order``, ``stream_batch_size`` or the hyperparameters and calling ``eval_ood`` again re-scores from
     the cache without re-encoding. The postprocessor must be one of openood_tanl's (else TypeError).

@@ -25,15 +25,18 @@ from typing import Callable
 
 __all__ = ["Lookup", "LOOKUPS", "apply", "restore", "register", "register_on_import", "network_from_config",
            "openood_config_root", "network_preprocessor", "NetworkPreprocessor",
-           "built_by_pipeline", "NETWORKS", "EVALUATORS", "NETWORK_KEYS"]
+           "built_by_pipeline", "network_settings", "NETWORKS", "EVALUATORS", "NETWORK_KEY_NAMES",
+           "OPENOOD_NETWORK_KEYS"]
 
 #: OpenOOD ``network.name`` values we build (configs/networks/<name>.yml) and ``evaluator.name`` values we add.
 NETWORKS = ("clip_tanl",)
 EVALUATORS = ("test_time",)
 
-#: ``network:`` keys of ours -> ``create_network`` arguments (OpenOOD's own keys, e.g. num_gpus, are ignored).
-NETWORK_KEYS = ("model", "weights", "id_classes", "corpus", "corpus_rules", "cache_dir", "templates", "transform",
-                "precision", "quick_gelu", "noise_seed", "normalize_noise", "batch_size", "model_config")
+#: ``network:`` keys of ours named otherwise than their ``create_network`` argument (``TextBankSettings`` field);
+#: every other field is a key under its own name.
+NETWORK_KEY_NAMES = {"model": "model_name", "weights": "pretrained"}
+#: OpenOOD's own ``network:`` keys, not read (its checkpoint loading is not used: ``weights`` is).
+OPENOOD_NETWORK_KEYS = ("name", "num_classes", "num_gpus", "pretrained", "checkpoint")
 
 _WRAPPER_FLAG = "_openood_tanl_wrapper"
 
@@ -146,13 +149,12 @@ def network_preprocessor(config) -> NetworkPreprocessor:
 
     from ..networks.transforms import build_transform, model_image_size, open_clip_eval_transform, resolve_transform
 
-    network = config.network
-    if _given(network.get("model_config")) is not None:
-        open_clip.add_model_config(str(network.model_config))
-    model, weights = network.get("model") or "ViT-B-16", _given(network.get("weights") or "openai")
-    id_classes = network.get("id_classes") or "imagenet"
-    name = resolve_transform(network.get("transform") or "auto", id_classes, config.dataset.name)
-    transform, description = build_transform(name, id_classes, model_image_size(model),
+    settings = network_settings(config.network)
+    if settings.model_config is not None:
+        open_clip.add_model_config(str(settings.model_config))
+    model, weights = settings.model_name, settings.pretrained
+    name = resolve_transform(settings.transform, settings.id_classes, config.dataset.name)
+    transform, description = build_transform(name, settings.id_classes, model_image_size(model),
                                              open_clip_eval_transform(model, weights) if name == "open_clip" else None,
                                              config.dataset.name)
     return NetworkPreprocessor(transform, description)
@@ -309,29 +311,37 @@ def register_on_import() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- our network
-def network_from_config(network_config):
-    """Build our CLIP network from an OpenOOD ``network:`` section (see configs/networks/clip_tanl.yml).
+def network_settings(network_config):
+    """The ``TextBankSettings`` of an OpenOOD ``network:`` section (see configs/networks/clip_tanl.yml).
 
-    Keys: ``model`` (open_clip name), ``weights`` (pretrained tag or checkpoint path; OpenOOD's own ``pretrained``
-    and ``checkpoint`` keys are ignored), ``id_classes``, ``corpus``, ``corpus_rules``, ``cache_dir``, ``templates``,
-    ``transform``, ``precision``, ``quick_gelu``, ``noise_seed``, ``normalize_noise``, ``batch_size``,
-    ``model_config``, and ``device`` (default: CUDA when ``num_gpus`` > 0 and available, else CPU).
+    Keys: ``create_network``'s arguments (``model`` and ``weights`` for ``model_name`` and ``pretrained``,
+    ``NETWORK_KEY_NAMES``); OpenOOD's own keys (``OPENOOD_NETWORK_KEYS``) are not read and any other key is a
+    ValueError naming the valid ones. A key set to None is left at its default; ``weights``, ``cache_dir`` and
+    ``model_config`` set to ``none``/``default`` are None (random weights, the default cache, none). ``device``
+    defaults to CUDA when ``num_gpus`` > 0 and CUDA is available, else CPU.
     """
     import torch
 
-    from ..networks import create_network
+    from ..networks import TextBankSettings
 
-    settings = {key: network_config[key] for key in NETWORK_KEYS if network_config.get(key) is not None}
-    if settings.get("transform") == "openood":  # the pipeline preprocesses with OpenOOD's own (get_preprocessor)
-        settings.pop("transform")
-    for key in ("cache_dir", "model_config"):
-        if key in settings and _given(settings[key]) is None:
-            settings.pop(key)
-    if "model" in settings:
-        settings["model_name"] = settings.pop("model")
-    if "weights" in settings:
-        settings["pretrained"] = _given(settings.pop("weights"))
-    wants_gpu = int(network_config.get("num_gpus") or 0) > 0 and torch.cuda.is_available()
-    device = network_config.get("device") or ("cuda" if wants_gpu else "cpu")
-    net, _ = create_network(device=device, **settings)
+    values = {key: value for key, value in dict(network_config).items()
+              if key not in OPENOOD_NETWORK_KEYS and value is not None}
+    for key in ("weights", "cache_dir", "model_config"):
+        if key in values:
+            values[key] = _given(values[key])
+    if "device" not in values:
+        wants_gpu = int(network_config.get("num_gpus") or 0) > 0 and torch.cuda.is_available()
+        values["device"] = "cuda" if wants_gpu else "cpu"
+    return TextBankSettings.from_mapping(values, "the network: section", NETWORK_KEY_NAMES)
+
+
+def network_from_config(network_config):
+    """Build our CLIP network from an OpenOOD ``network:`` section (``network_settings``); ``transform: openood``
+    (the pipeline preprocesses with OpenOOD's own, ``get_preprocessor``) builds it with the default transform."""
+    from ..networks import build_network
+
+    settings = network_settings(network_config)
+    if settings.transform == "openood":
+        settings = settings.replace(transform="auto")
+    net, _ = build_network(settings)
     return net

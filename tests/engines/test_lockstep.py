@@ -1,4 +1,6 @@
 """Lockstep: engines stepping on shared logits and softmax score every batch exactly as they would alone."""
+import types
+
 import pytest
 import torch
 
@@ -123,11 +125,9 @@ def test_lockstep_refuses_engines_of_another_bank(bank, synthetic_bank):
     with pytest.raises(ValueError, match="same bank"):
         Lockstep({"a": create_engine("mcm", bank), "b": create_engine("mcm", other)}, bank.id_text_features,
                  bank.corpus_text_features, 100.0)
-    from openood_tanl.core import MCM
-
-    with pytest.raises(TypeError, match="create_engine"):
-        Lockstep({"bare": MCM(bank.id_text_features, 100.0)}, bank.id_text_features, bank.corpus_text_features,
-                 100.0)
+    with pytest.raises(AttributeError, match="bank_columns"):  # the Engine contract's attribute, read as is
+        no_columns = types.SimpleNamespace(num_classes=len(bank.id_text_features), device=torch.device("cpu"))
+        Lockstep({"no contract": no_columns}, bank.id_text_features, bank.corpus_text_features, 100.0)
     with pytest.raises(ValueError, match="at least one engine"):
         Lockstep({}, bank.id_text_features, bank.corpus_text_features, 100.0)
 
@@ -143,3 +143,26 @@ def test_tanl_engines_in_lockstep_hold_the_memories_of_their_own_runs(bank, stre
         for mine, theirs in zip(lockstep.engines[label].memories, alone.memories):
             assert torch.equal(mine.rows(), theirs.rows()), label
             assert torch.equal(mine.column_sum, theirs.column_sum), label
+
+
+def test_engines_declare_their_bank_columns_at_construction(bank, stream):
+    """The Engine contract: an engine built by hand says which bank columns it reads, as create_engine's do."""
+    from openood_tanl.core import MCM, NegLabel
+    from openood_tanl.methods import selected_negatives
+
+    classes = len(bank.id_text_features)
+    mcm = MCM(bank.id_text_features, 100.0)
+    assert torch.equal(mcm.bank_columns, torch.arange(classes))
+    assert create_engine("tanl", bank, num_negatives=50).bank_columns is None
+    chosen, negatives = selected_negatives(bank, 200, 0.95)
+    columns = torch.cat([torch.arange(classes), chosen + classes])
+    by_hand = NegLabel(bank.id_text_features, negatives, 100.0, columns, num_groups=10)
+    registry = create_engine("neglabel", bank, num_negatives=200, num_groups=10)
+    assert torch.equal(by_hand.bank_columns, registry.bank_columns)
+    together = _together(Lockstep({"mcm": mcm, "neglabel": by_hand}, bank.id_text_features,
+                                  bank.corpus_text_features, 100.0), stream)
+    _assert_same(_alone(create_engine("mcm", bank), stream), together, "mcm")
+    _assert_same(_alone(registry, stream), together, "neglabel")
+    for bad in (columns[:-1], columns.float(), torch.cat([columns[:-1], columns[:1]])):
+        with pytest.raises(ValueError, match="bank_columns"):
+            NegLabel(bank.id_text_features, negatives, 100.0, bad, num_groups=10)

@@ -5,7 +5,14 @@ from PIL import Image
 
 import openood_tanl.synthetic
 from openood_tanl import cli, configure
-from openood_tanl.evaluation import compare_methods, leaderboard_table, markdown_table, plot_sweep, sweep
+from openood_tanl.evaluation import (
+    StreamSettings,
+    compare_methods,
+    leaderboard_table,
+    markdown_table,
+    plot_sweep,
+    sweep,
+)
 from openood_tanl.synthetic import synthetic_benchmark
 
 
@@ -39,12 +46,23 @@ def test_markdown_marks_the_best_of_each_column():
 
 def test_sweep_and_plot(small, tmp_path):
     bank, benchmark = small
-    curve = sweep(configure("tanl"), "num_negatives", [20, 200], bank, benchmark, batch_size=64)
+    curve = sweep({"tanl": configure("tanl")}, "num_negatives", [20, 200], bank, benchmark,
+                  StreamSettings(batch_size=64))["tanl"]
     assert list(curve["num_negatives"]) == [20, 200]
     assert {"AUROC", "FPR@95", "FPR@95(ID+)", "nearood AUROC", "farood FPR@95"} <= set(curve.columns)
     path = plot_sweep({"tanl": curve}, "num_negatives", tmp_path / "sweep.png")
     with Image.open(path) as image:
         assert image.size[0] > 500
+
+
+def test_the_single_method_sweep_still_works_and_warns(small):
+    bank, benchmark = small
+    with pytest.warns(DeprecationWarning, match="one method is deprecated"):
+        old = sweep(configure("mcm"), "temperature", [1.0, 2.0], bank, benchmark, batch_size=64)
+    new = sweep({"m": configure("mcm")}, "temperature", [1.0, 2.0], bank, benchmark, StreamSettings(batch_size=64))
+    pd.testing.assert_frame_equal(old, new["m"], check_exact=True)
+    with pytest.raises(TypeError, match="StreamSettings"):
+        sweep({"m": configure("mcm")}, "temperature", [1.0], bank, benchmark, batch_size=64)
 
 
 def test_demo_command_writes_its_files(small, tmp_path, monkeypatch, capsys):

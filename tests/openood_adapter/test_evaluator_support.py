@@ -100,3 +100,81 @@ def test_the_package_works_without_openood_and_the_adapters_say_why(tmp_path):
     """))
     run = subprocess.run([sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stdout[-2000:] + run.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------ APS search, in lockstep
+@pytest.fixture(scope="module")
+def small():
+    from openood_tanl.synthetic import synthetic_benchmark
+
+    return synthetic_benchmark(seed=2, num_classes=12, corpus_size=2500, dim=32, num_id=240, num_ood=80)
+
+
+def test_the_search_grid_in_lockstep_equals_a_separate_replay_per_point(small):
+    from openood_tanl import configure
+    from openood_tanl.evaluation import StreamSettings, evaluate
+
+    bank, benchmark = small
+    args = dict(configure("tanl", num_negatives=60).hyperparameters)
+    grid = {"gap": [0.1, 0.3], "num_negatives": [40, 120]}
+    results = tt.search_grid("tanl", args, grid, bank, benchmark, StreamSettings("ood-first", 48), seeds=[0, 5])
+    assert [combo for combo, _ in results] == tt.sweep_combinations(grid)
+    names = [ood_set.name for _, ood_set in benchmark.ood_sets()]
+    for combo, auroc in results:
+        point = configure("tanl", args, **dict(zip(grid, combo)))
+        summary, _ = evaluate(point.factory(bank), benchmark, "ood-first", seeds=[0, 5], batch_size=48)
+        assert auroc == float(summary.loc[names, "AUROC"].mean()), combo  # bitwise
+
+
+class _GridPostprocessor:
+    """What ``search_sweep`` reads of an EnginePostprocessor (no OpenOOD needed)."""
+
+    name = "neglabel"
+
+    def __init__(self, args_dict):
+        from openood_tanl import configure
+
+        self.args = dict(configure("neglabel", num_negatives=200, num_groups=1).hyperparameters)
+        self.args_dict = args_dict
+        self.chosen = None
+
+    def engine_for(self, bank):
+        raise AssertionError("search_sweep builds its engines from the configuration")
+
+    def _swept_arg(self, key):
+        return key
+
+    def set_hyperparam(self, combo):
+        self.chosen = list(combo)
+
+    def get_hyperparam(self):
+        return self.chosen
+
+
+def test_search_sweep_keeps_the_first_of_tied_points_and_says_so(small, capsys):
+    bank, benchmark = small
+    postprocessor = _GridPostprocessor({"seed": [0, 1, 2]})  # one group: the shuffle's seed changes nothing
+    best, auroc, results = tt.search_sweep(postprocessor, bank, benchmark, batch_size=64)
+    assert best == [0] and postprocessor.chosen == [0] and len({a for _, a in results}) == 1
+    assert auroc == results[0][1]
+    out = capsys.readouterr().out
+    assert "3 combinations tie at the best AUROC" in out and "keeping the first" in out
+    assert out.count("Hyperparam: [") == 3 and "Final hyperparam: [0]" in out
+
+
+# ------------------------------------------------------------------------------------------ the network: section
+def test_the_network_section_is_text_bank_settings():
+    import openood_tanl
+    from openood_tanl.networks import TextBankSettings
+    from openood_tanl.openood import registration
+    from openood_tanl.yaml_files import load_yaml
+
+    shipped = dict(load_yaml(openood_tanl.config_root() / "networks" / "clip_tanl.yml")["network"], num_gpus=0)
+    assert registration.network_settings(shipped) == TextBankSettings(device="cpu")  # the shipped values: defaults
+    section = {**shipped, "model": "RN50", "weights": "none", "id_classes": "cifar10", "precision": "official-fp16",
+               "quick_gelu": None, "device": "cuda:1"}
+    assert registration.network_settings(section) == TextBankSettings("RN50", None, "cifar10", device="cuda:1",
+                                                                      precision="official-fp16")
+    with pytest.raises(ValueError, match=r"the network: section: unknown key 'presicion' \(did you mean "
+                                         r"'precision'\?\). Valid keys: model, weights, id_classes"):
+        registration.network_settings({**shipped, "presicion": "fp16"})
