@@ -1,6 +1,7 @@
 """An open_clip model with its text bank attached: the network OpenOOD drives and our postprocessors read."""
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -21,6 +22,8 @@ from .transforms import TRANSFORMS, build_transform, resolve_transform
 
 __all__ = ["CLIPNetwork", "create_network", "plan_text_bank", "TextBankPlan", "TEMPLATES", "PRECISIONS",
            "QuickGELUWarning"]
+
+logger = logging.getLogger(__name__)
 
 #: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
 NOUN_TEMPLATE = "The nice {}."
@@ -248,7 +251,7 @@ def _text_bank(model, tokenizer, plan: "TextBankPlan", cache: EmbeddingCache, de
                "encoding": encoding}
 
         def encode() -> torch.Tensor:
-            print(f"encoding {len(names_)} {kind} x {len(templates_)} template(s) ({encoding})")
+            logger.info("encoding %d %s x %d template(s) (%s)", len(names_), kind, len(templates_), encoding)
             return encode_class_texts(model, tokenizer, names_, templates_, device, batch_size, kind,
                                       full_context=official_fp16)[0]
 
@@ -318,7 +321,7 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
                           transform=transform, benchmark=benchmark, precision=precision, quick_gelu=quick_gelu,
                           noise_seed=noise_seed, normalize_noise=normalize_noise, model_config=model_config)
     names, words, model_key = plan.names, plan.corpus, plan.model_key
-    print(words.report())
+    logger.info(words.report())
     model, open_clip_preprocess, tokenizer = _load_clip(
         model_name, pretrained, device, precision, model_key["quick_gelu"],
         os.fspath(cache_dir) if cache_dir else None, model_key["weights"].get("form"))
