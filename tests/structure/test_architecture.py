@@ -172,3 +172,4 @@ def test_setup_cfg_installs_every_package_and_the_configs():
     assert "openood_tanl.configs = configs" in config["options"]["package_dir"]
     assert (PACKAGE.parent / "configs" / "postprocessors" / "tanl.yml").is_file()
     assert not (PACKAGE.parent / "configs").is_symlink()
+    assert config["tool:pytest"]["markers"].strip().startswith("slow:")  # the marker the long tests carry
