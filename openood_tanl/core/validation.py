@@ -17,8 +17,8 @@ measures every row's L2 norm (in float32, after the upcast) and:
 * refuses a zero row (norm 0: it has no direction) with a ValueError naming the input and the row.
 
 Cost: one pass over the [B, D] rows (the norms also catch NaN and Inf: a non-finite value gives a non-finite
-norm) and one host read: the smallest and largest norm come back together in one ``.tolist()``. Only an input that is off (normalised: one more pass) or bad (the error path)
-does more.
+norm) and one host read: the smallest and largest norm come back together in one ``.tolist()``. Only an input
+that is off (normalised: one more pass) or bad (the error path) does more.
 """
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ LAYERS = {
 }
 #: layer -> the layers drawn directly above it (it may import those, the layers above them, and its own).
 ABOVE = {
-    "shared": set(), "engines": {"shared"}, "text bank": {"shared"}, "registry": {"engines", "text bank"},
+    "engines": set(), "shared": {"engines"}, "text bank": {"shared"}, "registry": {"text bank"},
     "words": {"shared"}, "network": {"words"}, "openood data": {"shared"},
     "evaluation": {"registry", "network", "openood data"}, "entry points": {"evaluation"},
 }
