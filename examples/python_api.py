@@ -21,7 +21,7 @@ for batch in features.split(256):  # a test stream: the engine learns from each 
     pred, score = engine.step(batch)  # score: higher = more in-distribution
     preds.append(pred)
     scores.append(score)
-    print(f"threshold {engine.threshold:.2f}, memories (ID, OOD) {engine.memory_sizes}, "
+    print(f"threshold {engine.threshold:.2f}, memories (ID, OOD) {engine.memory_fill}, "
           f"strongest negatives {engine.selected[:3].tolist()}")
 
 metrics = ood_metrics(torch.cat(scores).numpy(), is_id.numpy(), torch.cat(preds).numpy(), labels.numpy())

@@ -187,14 +187,9 @@ class TANL:
         return float(self._threshold)
 
     @property
-    def memory_sizes(self) -> tuple[int, int]:
-        """Rows held in the (ID, OOD) activation memories."""
-        return self._id_memory.count, self._ood_memory.count
-
-    @property
     def memory_fill(self) -> tuple[int, int]:
-        """(ID, OOD) rows held in memory (``memory_sizes``; the name every stateful engine shares)."""
-        return self.memory_sizes
+        """Rows held in the (ID, OOD) activation memories (the name every stateful engine shares)."""
+        return self._id_memory.count, self._ood_memory.count
 
     def state_dict(self) -> dict:
         """The stream state (memories, score memory, threshold, selection) as tensors and ints, torch's convention:

@@ -6,7 +6,7 @@ The engines compute cosine similarities as plain dot products, so they take L2-n
 measures every row's L2 norm (in float32, after the upcast) and:
 
 * accepts the input unchanged when every norm is within ``NORM_TOLERANCE`` (1e-3, relative) of 1. Inputs
-  within tolerance are never touched, so their results are bitwise those of before this policy. The test looks
+  within tolerance are never touched, so the check never changes their results. The test looks
   at the values only, never at the dtype, so a float16/bfloat16 input and its float32 upcast are treated alike
   (same results). A unit row stored in float16 stays within 1e-3 (its rounding moves the norm by <= 4.9e-4); one
   stored in bfloat16 may not (up to 3.9e-3) and is renormalised, with the warning: normalise after the upcast;
@@ -16,10 +16,9 @@ measures every row's L2 norm (in float32, after the upcast) and:
   (owner, input name): an engine warns once for its ``image_features`` however many batches follow;
 * refuses a zero row (norm 0: it has no direction) with a ValueError naming the input and the row.
 
-Cost: one pass over the [B, D] rows (the norms replace the former NaN/Inf pass: a non-finite value gives a
-non-finite norm) and one host read, the same single sync as before: the smallest and largest norm come back
-together in one ``.tolist()``. Only an input that is off (normalised: one more pass) or bad (the error path)
-does more.
+Cost: one pass over the [B, D] rows (the norms also catch NaN and Inf: a non-finite value gives a non-finite
+norm) and one host read: the smallest and largest norm come back together in one ``.tolist()``. Only an input
+that is off (normalised: one more pass) or bad (the error path) does more.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 * ``"wordnet"`` (default): WordNet 3.0, one word per synset (its first lemma, lower case, multi-word phrases with
   spaces), nouns without ``noun.animal`` and ``noun.food``, adjectives of ``adj.all``, ``adj.pert``, ``adj.ppl``:
   the rule NegLabel's word lists follow (``scripts/build_wordnet_corpus.py``);
-* ``"wordnet-all-lemmas"``: every single-word lemma of WordNet 3.0, case kept (openood-tanl 0.1's corpus);
+* ``"wordnet-all-lemmas"``: every single-word lemma of WordNet 3.0, case kept;
 * a folder in NegLabel's layout (``txtfiles/`` of github.com/tmlr-group/NegLabel): every file whose name starts
   with ``adj`` and ends with ``txt`` holds adjectives, every ``noun*txt`` file nouns, one word a line; read as the
   official code reads it, so NegLabel's own folder gives the official words exactly;

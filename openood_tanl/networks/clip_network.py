@@ -1,6 +1,7 @@
 """An open_clip model with its text bank attached: the network OpenOOD drives and our postprocessors read."""
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -22,6 +23,8 @@ from .transforms import TRANSFORMS, build_transform, resolve_transform
 
 __all__ = ["CLIPNetwork", "create_network", "build_network", "plan_text_bank", "TextBankPlan", "TextBankSettings",
            "TEMPLATES", "PRECISIONS", "QuickGELUWarning"]
+
+logger = logging.getLogger(__name__)
 
 #: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
 NOUN_TEMPLATE = "The nice {}."
@@ -249,7 +252,7 @@ def _text_bank(model, tokenizer, plan: "TextBankPlan", cache: EmbeddingCache, de
                "encoding": encoding}
 
         def encode() -> torch.Tensor:
-            print(f"encoding {len(names_)} {kind} x {len(templates_)} template(s) ({encoding})")
+            logger.info("encoding %d %s x %d template(s) (%s)", len(names_), kind, len(templates_), encoding)
             return encode_class_texts(model, tokenizer, names_, templates_, device, batch_size, kind,
                                       full_context=official_fp16)[0]
 
@@ -322,7 +325,7 @@ def build_network(settings: TextBankSettings):
         raise ValueError(f"precision 'fp16' needs a CUDA device; use 'fp32' or 'official-fp16' on {device}")
     plan = _plan(settings)
     names, words, model_key = plan.names, plan.corpus, plan.model_key
-    print(words.report())
+    logger.info(words.report())
     cache_dir = settings.cache_dir
     model, open_clip_preprocess, tokenizer = _load_clip(
         settings.model_name, settings.pretrained, device, settings.precision, model_key["quick_gelu"],

@@ -35,6 +35,7 @@ Needs OpenOOD (this module imports it); the OpenOOD-free parts are in ``evaluato
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -69,6 +70,8 @@ from .evaluator_support import (
 from .postprocessors import EnginePostprocessor
 
 __all__ = ["TestTimeEvaluator", "TestTimeOODEvaluator"]
+
+logger = logging.getLogger(__name__)
 
 
 class TestTimeEvaluator(Evaluator):
@@ -273,8 +276,8 @@ class TestTimeOODEvaluator(OODEvaluator):
         table = openood_table(summary)
         self.summary, self.per_seed = table, per_seed
         if self.config.recorder.save_scores:
-            print("recorder.save_scores: per-sample scores are not saved under a test-time protocol (a "
-                  "sample's score depends on its stream)", flush=True)
+            logger.info("recorder.save_scores: per-sample scores are not saved under a test-time protocol (a "
+                        "sample's score depends on its stream)")
 
         for split, sets in groups.items():
             print(RULE, flush=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..log import show_messages
 from ..provenance import method_record, run_record, write_run_record
 from .registration import apply, built_by_pipeline
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
               "git+https://github.com/Jingkang50/OpenOOD", file=sys.stderr)
         return 2
 
+    show_messages("stdout")  # our notices among OpenOOD's console lines, in its log file too
     sys.argv = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     config = setup_config()
     with cpu_only():

@@ -7,6 +7,7 @@ device-aware ``inference`` loop. Needs OpenOOD.
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -36,6 +37,8 @@ from .evaluator_support import check_network_fits
 
 __all__ = ["EnginePostprocessor", "StreamStateWarning", "TANLPostprocessor", "TANLOfficialPostprocessor",
            "MCMPostprocessor", "NegLabelPostprocessor", "AdaNegPostprocessor", "POSTPROCESSORS"]
+
+logger = logging.getLogger(__name__)
 
 
 class EnginePostprocessor(BasePostprocessor):
@@ -85,8 +88,8 @@ class EnginePostprocessor(BasePostprocessor):
         postprocessor = cls(Config(**{**config, "postprocessor": section}))
         postprocessor.translated_names = translated
         if translated:
-            print(f"{postprocessor.name}: official key names read as ours: "
-                  + ", ".join(f"{official} -> {ours}" for official, ours in translated.items()), flush=True)
+            logger.info(f"{postprocessor.name}: official key names read as ours: "
+                        + ", ".join(f"{official} -> {ours}" for official, ours in translated.items()))
         return postprocessor
 
     # ---------------------------------------------------------------- engine lifecycle

@@ -17,6 +17,7 @@ OpenOOD unchanged; ``restore()`` puts the originals back.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ __all__ = ["Lookup", "LOOKUPS", "apply", "restore", "register", "register_on_imp
            "openood_config_root", "network_preprocessor", "NetworkPreprocessor",
            "built_by_pipeline", "network_settings", "NETWORKS", "EVALUATORS", "NETWORK_KEY_NAMES",
            "OPENOOD_NETWORK_KEYS"]
+
+logger = logging.getLogger(__name__)
 
 #: OpenOOD ``network.name`` values we build (configs/networks/<name>.yml) and ``evaluator.name`` values we add.
 NETWORKS = ("clip_tanl",)
@@ -191,9 +194,10 @@ def _preprocessor_lookup(original):
         preprocessor = network_preprocessor(config)
         _BUILT["image_transform"] = preprocessor.description
         if split == "test":
-            print(f"{network.get('name')}: images reach the network through its own transform "
-                  f"({preprocessor.description['name']}); the dataset config's pre_size, image_size, interpolation "
-                  "and normalization_type are not used for them (network.transform: openood uses them)", flush=True)
+            logger.info(f"{network.get('name')}: images reach the network through its own transform "
+                        f"({preprocessor.description['name']}); the dataset config's pre_size, image_size, "
+                        "interpolation and normalization_type are not used for them (network.transform: openood "
+                        "uses them)")
         return preprocessor
 
     return get_preprocessor

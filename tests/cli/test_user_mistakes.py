@@ -385,7 +385,6 @@ def test_help_texts_show_their_defaults(capsys):
         text = " ".join(capsys.readouterr().out.split())
         for fragment in fragments:
             assert fragment in text, (command, fragment)
-    assert 0 <= cli.default_workers() <= min(4, os.cpu_count() or 1)
 
 
 def test_no_progress_bars_in_logs(tree, capsys, tmp_path):

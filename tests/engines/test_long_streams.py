@@ -89,7 +89,7 @@ def _long_run():
 
 def test_state_has_a_constant_size_after_the_queues_fill(long_run):
     engine, record = long_run
-    assert engine.memory_sizes == (L, L)
+    assert engine.memory_fill == (L, L)
     assert engine.state_dict()["score_count"] == SCORE_MEMORY
     assert set(engine._workspaces.shapes()) <= {"logits", "softmax", "negatives", "negatives/ascending",
                                                 "prefix sums", "prefix exponentials",
@@ -147,4 +147,4 @@ def test_reset_after_a_long_stream_is_a_fresh_engine(long_run):
         assert engine.threshold == fresh.threshold or (engine.threshold != engine.threshold
                                                       and fresh.threshold != fresh.threshold)
         assert torch.equal(engine.selected, fresh.selected), f"step {step}"
-        assert engine.memory_sizes == fresh.memory_sizes
+        assert engine.memory_fill == fresh.memory_fill

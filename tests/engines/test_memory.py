@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from openood_tanl.core import ActivationMemory
+from openood_tanl.core.memory import ActivationMemory
 
 
 def _rows(start: int, count: int, width: int = 3) -> torch.Tensor:

@@ -6,7 +6,8 @@ import torch
 
 import openood_tanl
 from openood_tanl.bank import TextBank
-from openood_tanl.core import TANL, OfficialFP16TANL, activation_aware_score, literal_activation_aware_score
+from openood_tanl.core import TANL, OfficialFP16TANL
+from openood_tanl.core.scoring import activation_aware_score, literal_activation_aware_score
 from reference.official_fp16_tanl import OfficialFP16TANLTranscription
 
 C, N, D, K = 10, 300, 32, 15

@@ -2,8 +2,13 @@
 import pytest
 import torch
 
-from openood_tanl.core import activation_aware_score, otsu_threshold, prefix_lengths
-from openood_tanl.core.scoring import grouped_id_share, negative_groups
+from openood_tanl.core.scoring import (
+    activation_aware_score,
+    grouped_id_share,
+    negative_groups,
+    otsu_threshold,
+    prefix_lengths,
+)
 from reference.slow_tanl import slow_prefix_score, slow_threshold
 
 

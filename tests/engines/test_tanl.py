@@ -53,11 +53,11 @@ def test_scores_separate_id_from_ood(bank):
 def test_empty_side_blends_memory_alone(bank):
     """With gap 1 no sample is ever confident: the selection stays the initial one, memories never change."""
     engine = TANL(bank.id_text, bank.corpus_text, bank.noise_features, num_negatives=60, gap=1.0)
-    initial_selection, initial_sizes = engine.selected.clone(), engine.memory_sizes
+    initial_selection, initial_sizes = engine.selected.clone(), engine.memory_fill
     features, _, _ = make_stream(bank, 100, 50, seed=2)
     _run(engine, features, 32)
     assert torch.equal(engine.selected, initial_selection)
-    assert engine.memory_sizes == initial_sizes
+    assert engine.memory_fill == initial_sizes
 
 
 def test_alpha_one_ignores_the_batch_for_selection(bank):
@@ -86,7 +86,7 @@ def test_reset_is_deterministic_and_seeded(bank):
 
 def test_initial_state(bank):
     engine = TANL(bank.id_text, bank.corpus_text, bank.noise_features, num_negatives=60, memory_length=20)
-    assert engine.memory_sizes == (20, bank.noise_features.shape[0])
+    assert engine.memory_fill == (20, bank.noise_features.shape[0])
     assert engine.selected.shape == (60,) and engine.selected.dtype == torch.long
     assert len(set(engine.selected.tolist())) == 60
     assert engine.threshold != engine.threshold  # NaN before the first step

@@ -9,12 +9,6 @@ from openood_tanl import configure
 from openood_tanl.evaluation import STREAM_ARGUMENTS, FeatureSet, StreamSettings, compare_methods, evaluate
 from openood_tanl.evaluation.comparison import sweep_methods
 from openood_tanl.evaluation.streams import _ratio_subsample, run_stream
-from openood_tanl.synthetic import synthetic_benchmark
-
-
-@pytest.fixture(scope="module")
-def small():
-    return synthetic_benchmark(seed=1, num_classes=15, corpus_size=3000, dim=40, num_id=360, num_ood=110)
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +18,19 @@ def methods():
             "tanl_official": configure("tanl_official", num_negatives=80)}
 
 
-def test_a_lockstep_leaderboard_equals_separate_runs(small, methods):
-    bank, benchmark = small
+def test_a_lockstep_leaderboard_equals_separate_runs(small_benchmark, methods):
+    bank, benchmark = small_benchmark
     settings = dict(seeds=[0, 3], batch_size=48)
     together = compare_methods(methods, bank, benchmark, **settings)
     alone = compare_methods(methods, bank, benchmark, lockstep=False, **settings)
     pd.testing.assert_frame_equal(together, alone, check_exact=True)
+
+
+@pytest.mark.slow  # a process pool
+def test_a_lockstep_leaderboard_in_processes_equals_separate_runs(small_benchmark, methods):
+    bank, benchmark = small_benchmark
+    settings = dict(seeds=[0, 3], batch_size=48)
+    alone = compare_methods(methods, bank, benchmark, lockstep=False, **settings)
     parallel = compare_methods(methods, bank, benchmark, workers=2, **settings)  # processes on top of lockstep
     pd.testing.assert_frame_equal(parallel, alone, check_exact=True)
 
@@ -37,8 +38,8 @@ def test_a_lockstep_leaderboard_equals_separate_runs(small, methods):
 @pytest.mark.parametrize("argument, values", [("batch_size", [16, 100]), ("id_ood_ratio", [0.5, 2.0]),
                                               ("order", ["mixed", "id-first", "ood-first", "temporal"]),
                                               ("num_negatives", [40, 160]), ("gap", [0.1, 0.4])])
-def test_sweeps_in_lockstep_equal_separate_runs(small, argument, values):
-    bank, benchmark = small
+def test_sweeps_in_lockstep_equal_separate_runs(small_benchmark, argument, values):
+    bank, benchmark = small_benchmark
     methods = {"tanl": configure("tanl", num_negatives=80), "adaneg": configure("adaneg", num_negatives=200,
                                                                                  num_groups=4)}
     settings = dict(seeds=[2], batch_size=64)
@@ -49,8 +50,8 @@ def test_sweeps_in_lockstep_equal_separate_runs(small, argument, values):
         pd.testing.assert_frame_equal(together[label], alone[label], check_exact=True)
 
 
-def test_a_protocol_sweep_point_is_that_protocol_run(small):
-    bank, benchmark = small
+def test_a_protocol_sweep_point_is_that_protocol_run(small_benchmark):
+    bank, benchmark = small_benchmark
     tanl = configure("tanl", num_negatives=80)
     curves = sweep_methods({"tanl": tanl}, "batch_size", [32], bank, benchmark, protocol="ood-first",
                            id_ood_ratio=0.5)
@@ -71,8 +72,8 @@ class Recorder:
         return self.engine.step(features)
 
 
-def _seen(small, ratio, index=0, seed=0):
-    bank, benchmark = small
+def _seen(small_benchmark, ratio, index=0, seed=0):
+    bank, benchmark = small_benchmark
     recorder = Recorder(configure("mcm").engine(bank))
     run_stream(recorder, benchmark, StreamSettings("mixed", 50, None, ratio), seed, index)
     stream = torch.cat(recorder.batches)
@@ -81,22 +82,22 @@ def _seen(small, ratio, index=0, seed=0):
     return stream, int(is_id.sum()), int((~is_id).sum())
 
 
-@pytest.mark.parametrize("ratio, expected", [(None, (360, 110)), (1.0, (110, 110)), (2.0, (220, 110)),
-                                             (0.25, (28, 110)), (10.0, (360, 36))])
-def test_the_id_ood_ratio_subsamples_the_larger_side(small, ratio, expected):
-    _, id_count, ood_count = _seen(small, ratio)
+@pytest.mark.parametrize("ratio, expected", [(None, (400, 150)), (1.0, (150, 150)), (2.0, (300, 150)),
+                                             (0.25, (38, 150)), (10.0, (400, 40))])
+def test_the_id_ood_ratio_subsamples_the_larger_side(small_benchmark, ratio, expected):
+    _, id_count, ood_count = _seen(small_benchmark, ratio)
     assert (id_count, ood_count) == expected
 
 
-def test_the_subsample_is_seeded_per_stream(small):
-    first, _, _ = _seen(small, 1.0, seed=5)
-    assert torch.equal(first, _seen(small, 1.0, seed=5)[0])
-    assert not torch.equal(first, _seen(small, 1.0, seed=6)[0])
-    assert not torch.equal(first, _seen(small, 1.0, index=1, seed=5)[0])
+def test_the_subsample_is_seeded_per_stream(small_benchmark):
+    first, _, _ = _seen(small_benchmark, 1.0, seed=5)
+    assert torch.equal(first, _seen(small_benchmark, 1.0, seed=5)[0])
+    assert not torch.equal(first, _seen(small_benchmark, 1.0, seed=6)[0])
+    assert not torch.equal(first, _seen(small_benchmark, 1.0, index=1, seed=5)[0])
 
 
-def test_stream_arguments_are_checked(small):
-    bank, benchmark = small
+def test_stream_arguments_are_checked(small_benchmark):
+    bank, benchmark = small_benchmark
     tanl = configure("tanl", num_negatives=80)
     with pytest.raises(ValueError, match="not 'temporal'"):
         evaluate(tanl.factory(bank), benchmark, "temporal", id_ood_ratio=1.0)

@@ -11,17 +11,11 @@ from openood_tanl import configure, create_lockstep
 from openood_tanl.evaluation import StreamSettings, replay_streams, write_traces
 from openood_tanl.evaluation.traces import TRACE_COLUMNS
 from openood_tanl.metrics import auroc_and_fpr95
-from openood_tanl.synthetic import synthetic_benchmark
 
 
 @pytest.fixture(scope="module")
-def small():
-    return synthetic_benchmark(seed=2, num_classes=15, corpus_size=3000, dim=40, num_id=400, num_ood=150)
-
-
-@pytest.fixture(scope="module")
-def temporal_trace(small):
-    bank, benchmark = small
+def temporal_trace(small_benchmark):
+    bank, benchmark = small_benchmark
     methods = {"tanl": configure("tanl", num_negatives=80, memory_length=60), "mcm": configure("mcm")}
     result = replay_streams(functools.partial(create_lockstep, methods, bank), benchmark,
                     StreamSettings("temporal", 50, trace_window=120), seeds=[0])
@@ -43,10 +37,10 @@ def test_a_trace_row_per_batch_with_the_engines_state(temporal_trace):
     assert mcm["window_auroc"].notna().all()
 
 
-def test_windows_hold_the_last_samples_of_their_own_segment(small):
+def test_windows_hold_the_last_samples_of_their_own_segment(small_benchmark):
     """With a window longer than the stream, the last window of each segment is that whole segment: its AUROC is
     the table's AUROC of that OOD set (a window reaching back over the switch would not be)."""
-    bank, benchmark = small
+    bank, benchmark = small_benchmark
     result = replay_streams(configure("tanl", num_negatives=80).factory(bank), benchmark,
                     StreamSettings("temporal", 50, trace_window=10_000), seeds=[0])
     summary, _ = result.tables[None]
@@ -67,8 +61,8 @@ def test_windowed_metrics_are_those_of_the_window():
     assert auroc == 0.0
 
 
-def test_no_trace_reads_nothing_between_steps(small, monkeypatch):
-    bank, benchmark = small
+def test_no_trace_reads_nothing_between_steps(small_benchmark, monkeypatch):
+    bank, benchmark = small_benchmark
     reads = []
     from openood_tanl.core import TANL
 
@@ -82,8 +76,8 @@ def test_no_trace_reads_nothing_between_steps(small, monkeypatch):
     assert reads  # read when asked for
 
 
-def test_reset_protocol_streams_are_traced_one_per_ood_set(small):
-    bank, benchmark = small
+def test_reset_protocol_streams_are_traced_one_per_ood_set(small_benchmark):
+    bank, benchmark = small_benchmark
     result = replay_streams(configure("tanl", num_negatives=80).factory(bank), benchmark,
                     StreamSettings("mixed", 100, trace_window=200), seeds=[0, 1])
     streams = result.trace.groupby("stream").size()

@@ -7,7 +7,7 @@ import torch
 
 import openood_tanl
 
-pytest.importorskip("openood", reason="needs OpenOOD (pip install git+https://github.com/Jingkang50/OpenOOD)")
+pytest.importorskip("openood.evaluation_api", reason="needs OpenOOD (pip install git+https://github.com/Jingkang50/OpenOOD)")
 
 from openood_tanl.openood import registration  # noqa: E402
 from openood_tanl.openood.postprocessors import POSTPROCESSORS, TANLPostprocessor  # noqa: E402
@@ -121,6 +121,7 @@ def test_evaluator_runs_tanl_on_a_generated_tree(tmp_path, offline, cuda_calls_o
     assert id_scores.shape == (6,) and ((id_scores > 0) & (id_scores < 1)).all()
 
 
+@pytest.mark.slow  # OpenOOD's main.py pipeline in a subprocess
 def test_main_pipeline_runs_tanl_with_the_clip_network(tmp_path):
     """python -m openood_tanl.main: OpenOOD's test_ood pipeline with our network and postprocessor by name."""
     import subprocess

@@ -12,7 +12,7 @@ import yaml
 
 import openood_tanl
 
-pytest.importorskip("openood", reason="needs OpenOOD (pip install git+https://github.com/Jingkang50/OpenOOD)")
+pytest.importorskip("openood.evaluation_api", reason="needs OpenOOD (pip install git+https://github.com/Jingkang50/OpenOOD)")
 
 from helpers.doubles import TinyCLIPDouble  # noqa: E402
 from openood_tanl.openood import evaluator_support, registration  # noqa: E402

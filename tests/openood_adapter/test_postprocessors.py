@@ -6,7 +6,7 @@ import torch
 from helpers.doubles import TinyCLIPDouble
 from openood_tanl import TANL
 
-pytest.importorskip("openood", reason="needs OpenOOD (pip install git+https://github.com/Jingkang50/OpenOOD)")
+pytest.importorskip("openood.evaluation_api", reason="needs OpenOOD (pip install git+https://github.com/Jingkang50/OpenOOD)")
 
 from openood_tanl.openood.postprocessors import (  # noqa: E402
     AdaNegPostprocessor,

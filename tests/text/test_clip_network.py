@@ -180,7 +180,7 @@ def test_quick_gelu_follows_the_weights():
 def test_whole_chain_with_the_shipped_wordnet_corpus(checkpoint, tmp_path):
     """corpus -> text bank cache -> network -> every method at its shipped settings (about a minute)."""
     net, _ = create_network(TINY_MODEL, str(checkpoint), "cifar10", "wordnet", "cpu", tmp_path)
-    nouns, adjectives = openood_tanl.wordnet_words()
+    nouns, adjectives = openood_tanl.corpus.wordnet_words()
     assert (len(nouns), len(adjectives)) == (58514, 14006)
     assert len(net.corpus.words) == net.corpus_text_features.shape[0] == 70787  # for the CIFAR-10 names
     assert int(net.corpus_is_adjective.sum()) == net.corpus.kinds.count("adjective") == 12280
