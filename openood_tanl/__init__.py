@@ -17,7 +17,7 @@ _EXPORTS = {
     "configure": ".methods", "config_root": ".methods", "TextBank": ".bank", "TextBankNetwork": ".bank",
     "create_network": ".networks", "CLIPNetwork": ".networks", "class_names": ".classnames", "Corpus": ".corpus",
     "build_corpus": ".corpus", "load_corpus": ".corpus", "read_word_list": ".corpus", "wordnet_words": ".corpus",
-    "TANLPostprocessor": ".openood", "TestTimeEvaluator": ".openood",
+    "TANLPostprocessor": ".openood", "TestTimeEvaluator": ".openood", "UserError": ".core.errors",
 }
 _SUBMODULES = ("bank", "classnames", "cli", "core", "corpus", "embedding_cache", "evaluation", "methods", "metrics",
                "networks", "openood", "provenance", "synthetic", "yaml_files")
