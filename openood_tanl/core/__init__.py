@@ -12,6 +12,7 @@ _EXPORTS = {
     "OfficialFP16TANL": "official_fp16", "activation_aware_score": "scoring",
     "literal_activation_aware_score": "scoring", "otsu_threshold": "scoring", "prefix_lengths": "scoring",
     "TANL": "tanl", "UserError": "errors", "UserTypeError": "errors", "MissingFileError": "errors",
+    "MissingDependencyError": "errors",
 }
 _SUBMODULES = ("adaneg", "engine", "errors", "lockstep", "mcm", "memory", "neglabel", "official_fp16", "scoring",
                "tanl", "validation", "workspace")
@@ -19,7 +20,7 @@ _SUBMODULES = ("adaneg", "engine", "errors", "lockstep", "mcm", "memory", "negla
 __all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg",
            "select_negative_labels", "ActivationMemory", "activation_aware_score",
            "literal_activation_aware_score", "otsu_threshold", "prefix_lengths", "UserError", "UserTypeError",
-           "MissingFileError"]
+           "MissingFileError", "MissingDependencyError"]
 
 
 def __getattr__(name: str):

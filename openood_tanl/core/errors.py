@@ -6,7 +6,7 @@ internal error (exit code 1). The subclasses also derive from the builtin a call
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "UserTypeError", "MissingFileError"]
+__all__ = ["UserError", "UserTypeError", "MissingFileError", "MissingDependencyError"]
 
 
 class UserError(ValueError):
@@ -19,3 +19,7 @@ class UserTypeError(UserError, TypeError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named (or a benchmark lists) that does not exist."""
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional library a feature needs (OpenOOD, open_clip) is not installed; the message names the install."""
