@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         user = isinstance(error, UserError)
-        kind = "error" if user else f"internal error ({type(error).__name__}: a bug in openood-tanl; please report it)"
-        print(f"openood-tanl {args.command}: {kind}: {_one_line(error)}", file=sys.stderr)
+        what = "error" if user else f"internal error (a bug in openood-tanl; please report it): {type(error).__name__}"
+        print(f"openood-tanl {args.command}: {what}: {_one_line(error)}", file=sys.stderr)
         print(DEBUG_HINT, file=sys.stderr)
         return ExitStatus.ERROR_USER if user else ExitStatus.ERROR_INTERNAL
     release_outputs(failed=False)

@@ -23,8 +23,9 @@ methods of a leaderboard and the points of a sweep step in lockstep on one repla
 per batch; each method's results bitwise those of a run on its own).
 
 Everything is checked before any model is loaded (arguments, methods and hyperparameters, output folder, images,
-class names against the ID labels, corpus); a mistake ends with one line on stderr and exit code 2 (``--debug``
-or ``OPENOOD_TANL_DEBUG=1`` shows the traceback).
+class names against the ID labels, corpus); a mistake ends with one line on stderr and exit code 2, an internal
+error (a bug to report) with one line and exit code 1 (``--debug`` or ``OPENOOD_TANL_DEBUG=1`` shows the
+traceback).
 """
 from __future__ import annotations
 
