@@ -16,6 +16,7 @@ _EXPORTS = {
     **dict.fromkeys(("list_methods", "configure", "create_engine", "create_lockstep", "config_root"), ".methods"),
     "TextBank": ".bank", "TextBankNetwork": ".bank", "create_network": ".networks", "CLIPNetwork": ".networks",
     "class_names": ".classnames", "TANLPostprocessor": ".openood", "TestTimeEvaluator": ".openood",
+    "UserError": ".core.errors",
 }
 _SUBMODULES = ("bank", "classnames", "cli", "core", "corpus", "embedding_cache", "evaluation", "log", "methods",
                "metrics", "networks", "openood", "provenance", "synthetic", "yaml_files")

@@ -10,6 +10,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .core.errors import UserError, UserTypeError
+
 __all__ = ["TextBankNetwork", "TextBank", "check_network", "network_device"]
 
 REQUIRED_ATTRIBUTES = ("id_text_features", "corpus_text_features", "noise_features", "logit_scale")
@@ -44,11 +46,11 @@ def check_network(net) -> None:
     if not missing and all(hasattr(getattr(net, name), "shape") for name in REQUIRED_ATTRIBUTES[:3]):
         dims = {name: tuple(getattr(net, name).shape) for name in REQUIRED_ATTRIBUTES[:3]}
         if len({shape[-1] for shape in dims.values()}) != 1 or any(len(shape) != 2 for shape in dims.values()):
-            raise ValueError(f"{type(net).__name__}'s text bank does not fit together: "
-                             + ", ".join(f"{name} {list(shape)}" for name, shape in dims.items())
-                             + "; each must be [rows, D] with one D: encode all three with the same model")
+            raise UserError(f"{type(net).__name__}'s text bank does not fit together: "
+                            + ", ".join(f"{name} {list(shape)}" for name, shape in dims.items())
+                            + "; each must be [rows, D] with one D: encode all three with the same model")
     if missing:
-        raise TypeError(
+        raise UserTypeError(
             f"{type(net).__name__} lacks {', '.join(missing)}: the engines need a text bank (or a CLIP network) that "
             f"carries {', '.join(REQUIRED_ATTRIBUTES)} and returns image features from net(x, return_feat=True) "
             "(see openood_tanl.bank.TextBankNetwork)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from .core.errors import UserError
+
 __all__ = ["PACKAGE_LOGGER", "show_messages"]
 
 #: The logger every module's logger descends from.
@@ -31,7 +33,7 @@ def show_messages(stream: str = "stderr", level: int = logging.INFO) -> logging.
     Does nothing where logging is already configured: a handler on the package logger or on the root logger.
     """
     if stream not in ("stderr", "stdout"):
-        raise ValueError(f"stream must be 'stderr' or 'stdout', not {stream!r}")
+        raise UserError(f"stream must be 'stderr' or 'stdout', not {stream!r}")
     logger = logging.getLogger(PACKAGE_LOGGER)
     if logger.handlers or logging.getLogger().handlers:
         return logger

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .core.errors import UserError
+
 __all__ = ["Method", "MethodConfig", "METHODS", "list_methods", "get_method", "configure", "create_engine",
            "preset_settings", "translate_official_names",
            "create_lockstep",
@@ -192,8 +194,8 @@ def get_method(name: str) -> Method:
     """The entry of ``name``; an unknown name is a ValueError naming the registry (and the closest name)."""
     if name not in METHODS:
         close = difflib.get_close_matches(str(name), list(METHODS), n=1)
-        raise ValueError(f"unknown method '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
-                         + f"; choose one of {', '.join(list_methods())}")
+        raise UserError(f"unknown method '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                        + f"; choose one of {', '.join(list_methods())}")
     return METHODS[name]
 
 
@@ -214,8 +216,8 @@ def translate_official_names(name: str, section: Mapping[str, Any]) -> tuple[dic
                 continue
             ours = ours_of[official] + suffix
             if ours in values:
-                raise ValueError(f"{name} config, {part}: both '{key}' (the official name) and '{ours}' are set; "
-                                 "keep one")
+                raise UserError(f"{name} config, {part}: both '{key}' (the official name) and '{ours}' are set; "
+                                "keep one")
             values[ours] = values.pop(key)
             translated[key] = ours
         if part in section:
@@ -237,7 +239,7 @@ def check_keys(keys, valid: Mapping[str, Any], where: str, official_names: Mappi
         close = difflib.get_close_matches(str(key), list(valid), n=1)
         problems.append(f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
     if problems:
-        raise ValueError(f"{where}: " + "; ".join(problems) + f". Valid keys: {', '.join(valid)}")
+        raise UserError(f"{where}: " + "; ".join(problems) + f". Valid keys: {', '.join(valid)}")
 
 
 @dataclass(frozen=True)
@@ -294,9 +296,9 @@ def openood_section(config, default_name: str | None = None) -> dict:
         config = load_yaml(config, "postprocessor config", "e.g. 'postprocessor: {name: tanl, ...}'")
     section = config.get("postprocessor") if isinstance(config, Mapping) else None
     if not isinstance(section, Mapping):
-        raise ValueError("the config must be a mapping with a 'postprocessor' section, as in OpenOOD's "
-                         "configs/postprocessors/*.yml (postprocessor: {name, APS_mode, postprocessor_args, "
-                         "postprocessor_sweep})")
+        raise UserError("the config must be a mapping with a 'postprocessor' section, as in OpenOOD's "
+                        "configs/postprocessors/*.yml (postprocessor: {name, APS_mode, postprocessor_args, "
+                        "postprocessor_sweep})")
     check_keys(section.keys(), dict.fromkeys(SECTION_KEYS), "postprocessor config", {})
     section = dict(section)
     section["name"] = section.get("name") or default_name

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score, roc_curve
 
+from .core.errors import UserError
+
 __all__ = ["ood_metrics", "auroc_and_fpr95", "METRIC_COLUMNS"]
 
 #: Column order of the metric tables (percent).
@@ -40,9 +42,9 @@ def ood_metrics(score, is_id, pred=None, label=None) -> dict[str, float]:
     score = np.asarray(score, dtype=np.float64)
     is_id = np.asarray(is_id, dtype=bool)
     if score.shape != is_id.shape or score.ndim != 1:
-        raise ValueError(f"score {score.shape} and is_id {is_id.shape} must be 1-D of the same length")
+        raise UserError(f"score {score.shape} and is_id {is_id.shape} must be 1-D of the same length")
     if is_id.all() or not is_id.any():
-        raise ValueError("metrics need both ID and OOD samples; got only " + ("ID" if is_id.all() else "OOD"))
+        raise UserError("metrics need both ID and OOD samples; got only " + ("ID" if is_id.all() else "OOD"))
     is_ood = ~is_id
     precision_in, recall_in, _ = precision_recall_curve(is_id, score)
     precision_out, recall_out, _ = precision_recall_curve(is_ood, -score)

@@ -19,7 +19,8 @@ from typing import Any, Iterable, Mapping
 from .embedding_cache import write_atomic
 from .version import __version__
 
-__all__ = ["FPR_CONVENTIONS", "method_record", "run_record", "config_id", "write_run_record", "libraries"]
+__all__ = ["FPR_CONVENTIONS", "method_record", "run_record", "config_id", "write_run_record", "libraries",
+           "provenance_line"]
 
 #: The two FPR@95 columns of every table.
 FPR_CONVENTIONS = {
@@ -123,3 +124,25 @@ def write_run_record(path: str | Path, record: Mapping, files: Iterable[str | Pa
             **{k: v for k, v in record.items() if k != "config_id"}}
     write_atomic(path, (json.dumps(_jsonable(full), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return path
+
+
+def provenance_line(record: dict) -> str:
+    """One line naming a run's configuration, for markdown tables."""
+    banks = []
+    for name, entry in record["benchmarks"].items():
+        bank = entry["text_bank"]
+        if "synthetic" in bank:
+            banks.append(f"{name}: synthetic embeddings (seed {bank['synthetic']['seed']})")
+        elif bank.get("corpus"):
+            corpus = bank["corpus"]
+            weights = bank.get("pretrained", {})
+            banks.append(f"{name}: {bank.get('backbone')} ({weights.get('tag') or weights.get('file')}, "
+                         f"{bank.get('precision')}), classes {bank['class_names']['set']}, corpus "
+                         f"{corpus['source']} ({corpus['rules']} rules, {corpus['words']} words, sha256 "
+                         f"{corpus['sha256'][:12]})")
+        else:
+            banks.append(f"{name}: {bank}")
+    protocol = record["protocol"]
+    return (f"config {record['config_id']}: {'; '.join(banks)}; {protocol['name']} protocol, seeds "
+            f"{' '.join(map(str, protocol['seeds']))}, batch {protocol['batch_size']}. FPR@95 is OpenOOD's (OOD "
+            "positive), FPR@95(ID+) the CLIP-OOD papers' (ID positive). Details in the .run.json beside this file.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+from .core.errors import MissingFileError, UserError
+
 __all__ = ["load_yaml"]
 
 
@@ -33,18 +35,18 @@ def load_yaml(path: str | Path, what: str = "config file", example: str = "", *,
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
+        raise MissingFileError(f"{what} {path} does not exist")
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.load(handle, Loader=_loader(allow_aliases))  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValueError(f"{what} {path} is not valid YAML{at}: {getattr(error, 'problem', None) or error}; "
-                         "fix the file") from None
+        raise UserError(f"{what} {path} is not valid YAML{at}: {getattr(error, 'problem', None) or error}; "
+                        "fix the file") from None
     except UnicodeDecodeError as error:
-        raise ValueError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise UserError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not isinstance(data, Mapping):
-        raise ValueError(f"{what} {path} must hold a YAML mapping{f' ({example})' if example else ''}, got "
-                         f"{type(data).__name__}")
+        raise UserError(f"{what} {path} must hold a YAML mapping{f' ({example})' if example else ''}, got "
+                        f"{type(data).__name__}")
     return dict(data)

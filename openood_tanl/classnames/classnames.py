@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence, Union
 
+from ..core.errors import MissingDependencyError, UserError, UserTypeError
 from ..corpus import normalize_label, parse_lines, read_text_file
 
 __all__ = ["BUILTIN_CLASS_SETS", "IMAGENET_DISAMBIGUATION", "ClassNameWarning", "class_names", "class_names_sha256",
@@ -56,14 +57,14 @@ class ClassNameWarning(UserWarning):
 def _validate(names: Sequence[str], source: str, warn_repeats: bool = True) -> list[str]:
     out = list(names)
     if not out:
-        raise ValueError(f"{source} is empty; give at least one class name.")
+        raise UserError(f"{source} is empty; give at least one class name.")
     first: dict[str, int] = {}
     repeats = []
     for i, name in enumerate(out):
         if not isinstance(name, str):
-            raise TypeError(f"{source}: entry {i} is {type(name).__name__}, expected a str class name")
+            raise UserTypeError(f"{source}: entry {i} is {type(name).__name__}, expected a str class name")
         if not name.strip():
-            raise ValueError(f"{source}: class name {i} is empty; remove it or give the class a name.")
+            raise UserError(f"{source}: class name {i} is empty; remove it or give the class a name.")
         key = normalize_label(name)
         if key in first:
             repeats.append(f"{name!r} at index {i} (same as index {first[key]})")
@@ -106,8 +107,9 @@ def _imagenet() -> tuple[str, ...]:
     try:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the built-in 'imagenet' class names come from open_clip; install it with `pip install "
-                          "open_clip_torch`, or pass your own list or a text file of class names.") from exc
+        raise MissingDependencyError("the built-in 'imagenet' class names come from open_clip; install it with "
+                                     "`pip install open_clip_torch`, or pass your own list or a text file of class "
+                                     "names.") from exc
     names = tuple(IMAGENET_CLASSNAMES)
     if len(names) != 1000:
         raise RuntimeError(f"open_clip's IMAGENET_CLASSNAMES has {len(names)} names, expected 1000")
@@ -142,14 +144,14 @@ def class_names(spec: Spec) -> list[str]:
             names = parse_lines(read_text_file(text, "class-name").removeprefix("\ufeff"), source,
                                 allow_repeats=True)  # a byte-order mark is not part of the first name
             return _validate(names, source)
-        raise ValueError(f"unknown class-name set {text!r}: built-ins are "
-                         + ", ".join(repr(b) for b in BUILTIN_CLASS_SETS)
-                         + "; otherwise pass a list of names or the path of an existing text file with one class "
-                         "name per line.")
+        raise UserError(f"unknown class-name set {text!r}: built-ins are "
+                        + ", ".join(repr(b) for b in BUILTIN_CLASS_SETS)
+                        + "; otherwise pass a list of names or the path of an existing text file with one class "
+                        "name per line.")
     if isinstance(spec, (list, tuple)):
         return _validate(spec, "class-name list")
-    raise TypeError("class_names() expects a built-in name, a list of class names or a path, not "
-                    f"{type(spec).__name__}")
+    raise UserTypeError("class_names() expects a built-in name, a list of class names or a path, not "
+                        f"{type(spec).__name__}")
 
 
 def class_names_sha256(names: Sequence[str]) -> str:

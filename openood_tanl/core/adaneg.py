@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 
 from .engine import OfficialName, check_bank_columns
+from .errors import UserError
 from .scoring import grouped_id_share, negative_groups
 from .validation import (
     as_rows,
@@ -68,7 +69,7 @@ SCORE_MODES = {
 
 def _check_score_mode(name: str, value) -> str:
     if value not in SCORE_MODES:
-        raise ValueError(f"{name} must be one of {sorted(SCORE_MODES)}, got {value!r}")
+        raise UserError(f"{name} must be one of {sorted(SCORE_MODES)}, got {value!r}")
     return value
 
 
@@ -175,7 +176,7 @@ class AdaNeg:
         self.negative_text = as_rows("negative_text", negative_text, device, owner=self)
         for name, rows in (("id_text", self.id_text), ("negative_text", self.negative_text)):
             if rows.shape[0] == 0:
-                raise ValueError(f"{name} is empty; it needs at least one row")
+                raise UserError(f"{name} is empty; it needs at least one row")
         self.logit_scale = check_logit_scale(logit_scale)
         self.num_groups = check_int("num_groups", num_groups, 1, self.negative_text.shape[0],
                                     hint=f"there are {self.negative_text.shape[0]} negatives")
@@ -228,8 +229,8 @@ class AdaNeg:
     def load_state_dict(self, state: dict) -> "AdaNeg":
         """Continue the stream of ``state`` (a ``state_dict`` of an engine built the same way)."""
         if tuple(state["sums"].shape) != tuple(self._text.shape):
-            raise ValueError(f"the state is of an engine with {tuple(state['sums'].shape)} proxies x dimensions, this "
-                             f"one has {tuple(self._text.shape)}: load it into one built the same way")
+            raise UserError(f"the state is of an engine with {tuple(state['sums'].shape)} proxies x dimensions, this "
+                            f"one has {tuple(self._text.shape)}: load it into one built the same way")
         for name in self._STATE:
             setattr(self, name, state[name.lstrip("_")].to(self.device).clone())
         self._arrivals = int(state["arrivals"])

@@ -33,6 +33,8 @@ from typing import Any, Callable, ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
 
+from .errors import UserError
+
 __all__ = ["Engine", "OfficialName", "HyperparameterCheck", "check_bank_columns"]
 
 #: ``check(name, value) -> normalised value``; raises TypeError/ValueError naming ``name``.
@@ -85,9 +87,9 @@ def check_bank_columns(columns, width: int, owner: str) -> torch.Tensor | None:
         return None
     columns = torch.as_tensor(columns).cpu()
     if columns.dtype.is_floating_point or columns.dtype == torch.bool or columns.shape != (width,):
-        raise ValueError(f"{owner}: bank_columns must be {width} column indices (one per row of its text), got "
-                         f"{columns.dtype} of shape {tuple(columns.shape)}")
+        raise UserError(f"{owner}: bank_columns must be {width} column indices (one per row of its text), got "
+                        f"{columns.dtype} of shape {tuple(columns.shape)}")
     columns = columns.long()
     if width and (int(columns.min()) < 0 or len(torch.unique(columns)) != width):
-        raise ValueError(f"{owner}: bank_columns must be distinct column indices >= 0")
+        raise UserError(f"{owner}: bank_columns must be distinct column indices >= 0")
     return columns

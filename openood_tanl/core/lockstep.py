@@ -14,6 +14,7 @@ from typing import Mapping
 
 import torch
 
+from .errors import UserError
 from .scoring import gather_columns
 from .validation import as_rows, check_batch, check_logit_scale
 from .workspace import Workspaces
@@ -37,7 +38,7 @@ class Lockstep:
                  logit_scale: float):
         self.engines = dict(engines)
         if not self.engines:
-            raise ValueError("Lockstep needs at least one engine")
+            raise UserError("Lockstep needs at least one engine")
         id_text = as_rows("id_text", id_text, owner=self)
         self._text = torch.cat([id_text, as_rows("corpus_text", corpus_text, id_text.device, owner=self)])
         self.logit_scale = check_logit_scale(logit_scale)
@@ -46,8 +47,8 @@ class Lockstep:
         self._column_set: dict[str, int | None] = {}  # label -> index into _distinct, None = every column
         for label, engine in self.engines.items():
             if engine.num_classes != self._num_classes or engine.device != self.device:
-                raise ValueError(f"engine '{label}' has {engine.num_classes} classes on {engine.device}; the bank "
-                                 f"has {self._num_classes} on {self.device}: build every engine from the same bank")
+                raise UserError(f"engine '{label}' has {engine.num_classes} classes on {engine.device}; the bank "
+                                f"has {self._num_classes} on {self.device}: build every engine from the same bank")
             self._column_set[label] = self._index_of(engine.bank_columns)
         self._workspaces = Workspaces()
 

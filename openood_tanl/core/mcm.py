@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .engine import OfficialName
+from .errors import UserError
 from .validation import as_rows, check_batch, check_hyperparameters, check_logit_scale, check_real
 
 __all__ = ["MCM", "HYPERPARAMETER_CHECKS", "OFFICIAL_NAMES"]
@@ -30,7 +31,7 @@ class MCM:
     def __init__(self, id_text: torch.Tensor, logit_scale: float = 100.0, *, temperature: float = 1.0):
         self.id_text = as_rows("id_text", id_text, owner=self)
         if self.id_text.shape[0] == 0:
-            raise ValueError("id_text is empty; it needs at least one row")
+            raise UserError("id_text is empty; it needs at least one row")
         self.logit_scale = check_logit_scale(logit_scale)
         self.bank_columns = torch.arange(self.id_text.shape[0])  # the ID columns of a bank (the Engine contract)
         self.temperature = check_hyperparameters(self.hyperparameter_checks, {"temperature": temperature},

@@ -5,6 +5,8 @@ from collections import deque
 
 import torch
 
+from .errors import UserError
+
 __all__ = ["ActivationMemory"]
 
 
@@ -62,9 +64,9 @@ class ActivationMemory:
         """Hold what ``state`` (a ``state_dict`` of a memory of the same capacity and width) holds."""
         storage = state["storage"]
         if tuple(storage.shape) != tuple(self.storage.shape):
-            raise ValueError(f"the state holds a memory of {tuple(storage.shape)} rows x width, this one is "
-                             f"{tuple(self.storage.shape)}: load it into an engine of the same memory_length and "
-                             "corpus")
+            raise UserError(f"the state holds a memory of {tuple(storage.shape)} rows x width, this one is "
+                            f"{tuple(self.storage.shape)}: load it into an engine of the same memory_length and "
+                            "corpus")
         self.storage.copy_(storage)
         self._start, self._count = int(state["start"]), int(state["count"])
         self.column_sum.copy_(state["column_sum"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .engine import OfficialName, check_bank_columns
+from .errors import UserError
 from .scoring import grouped_id_share, negative_groups
 from .validation import (
     as_rows,
@@ -58,13 +59,13 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
     corpus_text = as_rows("corpus_text", corpus_text, id_text.device)
     is_adjective = torch.as_tensor(is_adjective, dtype=torch.bool, device=id_text.device)
     if is_adjective.shape != (corpus_text.shape[0],):
-        raise ValueError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
-                         f"got shape {tuple(is_adjective.shape)}")
+        raise UserError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
+                        f"got shape {tuple(is_adjective.shape)}")
     num_negatives = check_int("num_negatives", num_negatives, 1, corpus_text.shape[0],
                               hint=f"the corpus has {corpus_text.shape[0]} words")
     percentile = check_real("percentile", percentile, 0.0, 1.0)
     if percentile == 1.0:
-        raise ValueError("percentile must be below 1 (the similarity rank int(C * percentile) must exist)")
+        raise UserError("percentile must be below 1 (the similarity rank int(C * percentile) must exist)")
     rank = int(id_text.shape[0] * percentile) + 1  # kthvalue is 1-based
     closeness = torch.cat([torch.kthvalue(chunk @ id_text.T, rank, dim=1).values
                            for chunk in corpus_text.split(chunk_size)])
@@ -72,8 +73,8 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
     adjective_count = int(num_negatives * (num_adjectives / corpus_text.shape[0]))
     noun_count = num_negatives - adjective_count
     if noun_count > corpus_text.shape[0] - num_adjectives:
-        raise ValueError(f"the corpus has {corpus_text.shape[0] - num_adjectives} nouns, fewer than the "
-                         f"{noun_count} NegLabel's proportion asks for; lower num_negatives")
+        raise UserError(f"the corpus has {corpus_text.shape[0] - num_adjectives} nouns, fewer than the "
+                        f"{noun_count} NegLabel's proportion asks for; lower num_negatives")
     chosen = []
     for mask, count in ((is_adjective, adjective_count), (~is_adjective, noun_count)):
         indices = mask.nonzero().squeeze(1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from .engine import OfficialName
+from .errors import UserError
 from .memory import ActivationMemory
 from .scoring import (
     FLOAT32_EXPONENT_RANGE,
@@ -107,7 +108,7 @@ class TANL:
         dims = {name: rows.shape[1] for name, rows in given.items()
                 if isinstance(rows, torch.Tensor) and rows.ndim == 2}
         if len(dims) == 3 and len(set(dims.values())) != 1:  # named before any L2 check warns about the rows
-            raise ValueError(f"embedding dimensions differ: {dims}; encode all three with the same model")
+            raise UserError(f"embedding dimensions differ: {dims}; encode all three with the same model")
         self.id_text = as_rows("id_text", id_text, owner=self)
         device = self.id_text.device
         self.corpus_text = as_rows("corpus_text", corpus_text, device, owner=self)
@@ -115,7 +116,7 @@ class TANL:
         for name, rows in (("id_text", self.id_text), ("corpus_text", self.corpus_text),
                            ("noise_features", self.noise_features)):
             if rows.shape[0] == 0:
-                raise ValueError(f"{name} is empty; it needs at least one row")
+                raise UserError(f"{name} is empty; it needs at least one row")
         self.logit_scale = check_logit_scale(logit_scale)
         self.num_negatives = check_int("num_negatives", num_negatives, 1, self.corpus_text.shape[0],
                                         hint=f"the corpus has {self.corpus_text.shape[0]} words")
@@ -204,8 +205,8 @@ class TANL:
         text bank)."""
         if tuple(state["score_memory"].shape) != tuple(self._score_memory.shape) or \
                 state["selected"].numel() != self.num_negatives:
-            raise ValueError("the state is of an engine with another score_memory_length or num_negatives; load it "
-                             "into one built with the same hyperparameters")
+            raise UserError("the state is of an engine with another score_memory_length or num_negatives; load it "
+                            "into one built with the same hyperparameters")
         self._id_memory.load_state_dict(state["id_memory"])
         self._ood_memory.load_state_dict(state["ood_memory"])
         self._score_memory = state["score_memory"].to(self.device).clone()

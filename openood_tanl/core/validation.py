@@ -28,6 +28,8 @@ import weakref
 
 import torch
 
+from .errors import UserError, UserTypeError
+
 __all__ = ["as_rows", "check_batch", "batch_rows", "float_rows", "settled_rows", "check_int", "check_real",
            "check_unit", "check_flag", "check_seed", "check_logit_scale", "check_hyperparameters", "check_same_dim",
            "NormalisationWarning", "NORM_TOLERANCE"]
@@ -68,11 +70,11 @@ def float_rows(name: str, tensor: torch.Tensor, device: torch.device | None = No
     read ``norms.aminmax()`` (with whatever else the caller reads at the same time) and pass it to
     ``settled_rows``. Refuses a non-tensor, a non-2-D or a non-floating input."""
     if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [rows, dim], got {type(tensor).__name__}")
+        raise UserTypeError(f"{name} must be a torch.Tensor of shape [rows, dim], got {type(tensor).__name__}")
     if tensor.ndim != 2:
-        raise ValueError(f"{name} must be 2-D [rows, dim], got shape {tuple(tensor.shape)}")
+        raise UserError(f"{name} must be 2-D [rows, dim], got shape {tuple(tensor.shape)}")
     if not tensor.is_floating_point():
-        raise TypeError(f"{name} must be floating point (float32/float16/bfloat16), got {tensor.dtype}")
+        raise UserTypeError(f"{name} must be floating point (float32/float16/bfloat16), got {tensor.dtype}")
     tensor = tensor.to(device=device, dtype=torch.float32)
     return tensor, (_row_norms(tensor) if tensor.numel() else None)
 
@@ -112,14 +114,14 @@ def _off_message(name: str, low: float, high: float) -> str:
 def _unusual(name: str, tensor: torch.Tensor, owner) -> torch.Tensor:
     """Slow path for a non-finite or zero norm: NaN/Inf values, zero rows, or norms that over/underflow."""
     if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains NaN or Inf; check the encoder output (e.g. float16 overflow)")
+        raise UserError(f"{name} contains NaN or Inf; check the encoder output (e.g. float16 overflow)")
     largest = tensor.abs().amax(dim=1, keepdim=True)  # [R, 1]
     zero = (largest.squeeze(1) == 0).nonzero().squeeze(1)
     if zero.numel():
         rows = zero[:5].tolist()
-        raise ValueError(f"{name} has {zero.numel()} zero row(s) (e.g. row {rows[0]}: all {tensor.shape[1]} values "
-                         f"are 0), which have no direction to L2-normalise; drop them or check the encoder "
-                         f"output (rows {rows}{'...' if zero.numel() > 5 else ''})")
+        raise UserError(f"{name} has {zero.numel()} zero row(s) (e.g. row {rows[0]}: all {tensor.shape[1]} values "
+                        f"are 0), which have no direction to L2-normalise; drop them or check the encoder "
+                        f"output (rows {rows}{'...' if zero.numel() > 5 else ''})")
     # Finite, non-zero rows whose squared norm over- or underflows float32: scale each row first.
     scaled = tensor / largest
     normalised = scaled / _row_norms(scaled).unsqueeze(1)
@@ -149,17 +151,17 @@ def batch_rows(image_features: torch.Tensor, text: torch.Tensor) -> tuple[torch.
     for ``settled_rows("image_features", ...)`` once the caller has read their extremes."""
     if isinstance(image_features, torch.Tensor) and image_features.ndim == 2:
         if image_features.shape[1] != text.shape[1]:
-            raise ValueError(f"image_features have dimension {image_features.shape[1]} but the text bank has "
-                             f"{text.shape[1]}; encode images and texts with the same model")
+            raise UserError(f"image_features have dimension {image_features.shape[1]} but the text bank has "
+                            f"{text.shape[1]}; encode images and texts with the same model")
         if image_features.shape[0] == 0:
-            raise ValueError("image_features is an empty batch; pass at least one row")
+            raise UserError("image_features is an empty batch; pass at least one row")
     return float_rows("image_features", image_features, text.device)
 
 
 def _refuse_non_numbers(name: str, value, kind: str) -> None:
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
         shown = "empty" if value in ("", None) else repr(value)
-        raise TypeError(f"{name} must be {kind}, got {shown}" + (" (a string: write the number without quotes)"
+        raise UserTypeError(f"{name} must be {kind}, got {shown}" + (" (a string: write the number without quotes)"
                                                                    if isinstance(value, str) and value else ""))
 
 
@@ -171,11 +173,11 @@ def check_int(name: str, value, low: int, high: int | None = None, hint: str = "
     except (TypeError, ValueError, OverflowError):
         integral = isinstance(value, int)
     if not integral:
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise UserTypeError(f"{name} must be an integer, got {value!r}")
     value = int(value)
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}" + (f" ({hint})" if hint else ""))
+        raise UserError(f"{name} must be {bound}, got {value}" + (f" ({hint})" if hint else ""))
     return value
 
 
@@ -187,14 +189,14 @@ def check_real(name: str, value, low: float | None = None, high: float | None = 
     try:
         number = float(value)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a number, got {value!r}") from error
+        raise UserTypeError(f"{name} must be a number, got {value!r}") from error
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value}")
+        raise UserError(f"{name} must be a finite number, got {value}")
     below = low is not None and (number <= low if low_open else number < low)
     if below or (high is not None and number > high):
         bounds = ("(" if low_open else "[") + (f"{low:g}" if low is not None else "-inf") + ", " + \
             (f"{high:g}]" if high is not None else "inf)")
-        raise ValueError(f"{name} must be in {bounds}, got {value}")
+        raise UserError(f"{name} must be in {bounds}, got {value}")
     return number
 
 
@@ -207,7 +209,7 @@ def check_flag(name: str, value) -> bool:
     """A boolean (``True``/``False``; 0 and 1 are accepted)."""
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
-    raise TypeError(f"{name} must be true or false, got {value!r}")
+    raise UserTypeError(f"{name} must be true or false, got {value!r}")
 
 
 def check_seed(value) -> int:
@@ -220,7 +222,7 @@ def check_hyperparameters(checks, values, owner: str) -> dict:
     valid ones. Returns the checked (normalised) values."""
     unknown = [name for name in values if name not in checks]
     if unknown:
-        raise TypeError(f"{owner} got unknown hyperparameter(s) {unknown}; valid: {', '.join(checks)}")
+        raise UserTypeError(f"{owner} got unknown hyperparameter(s) {unknown}; valid: {', '.join(checks)}")
     return {name: checks[name](name, value) for name, value in values.items()}
 
 
@@ -232,7 +234,7 @@ def check_logit_scale(value) -> float:
     """CLIP's multiplier ``logit_scale.exp()``: positive and finite; a value below 5 warns (it looks like the log)."""
     scale = check_real("logit_scale", value)
     if scale <= 0:
-        raise ValueError(f"logit_scale must be a positive number (CLIP's logit_scale.exp(), e.g. 100), got {value}")
+        raise UserError(f"logit_scale must be a positive number (CLIP's logit_scale.exp(), e.g. 100), got {value}")
     if scale < LOG_SCALE_SUSPECT:
         warnings.warn(f"logit_scale={scale:g} looks like CLIP's log scale (the parameter before .exp(); "
                       f"exp({scale:g}) = {math.exp(scale):.4g}): the engines take the multiplier, logit_scale.exp(), "
@@ -245,5 +247,5 @@ def check_same_dim(id_text, negative_text) -> None:
     """Text banks of one model share their embedding dimension (checked before any other check)."""
     if (isinstance(id_text, torch.Tensor) and isinstance(negative_text, torch.Tensor) and id_text.ndim == 2
             and negative_text.ndim == 2 and id_text.shape[1] != negative_text.shape[1]):
-        raise ValueError(f"embedding dimensions differ: id_text {id_text.shape[1]}, negative_text "
-                         f"{negative_text.shape[1]}; encode both with the same model")
+        raise UserError(f"embedding dimensions differ: id_text {id_text.shape[1]}, negative_text "
+                        f"{negative_text.shape[1]}; encode both with the same model")

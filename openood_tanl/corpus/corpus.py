@@ -34,6 +34,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
 
+from ..core.errors import MissingFileError, UserError, UserTypeError
+
 __all__ = ["Corpus", "CorpusWarning", "load_corpus", "build_corpus", "read_word_list", "read_neglabel_folder",
            "wordnet_words", "normalize_label", "BUILTIN_CORPORA", "CORPUS_RULES", "LICENSE_FILE"]
 
@@ -72,14 +74,14 @@ def read_text_file(path: PathLike, what: str) -> str:
     """The UTF-8 text of ``path`` (universal newlines), with errors that name the file and the fix."""
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
-        raise ValueError(f"{what} file not found: {path_str!r}. Check the path.")
+        raise UserError(f"{what} file not found: {path_str!r}. Check the path.")
     if not os.path.isfile(path_str):
-        raise ValueError(f"{what} path is not a file: {path_str!r}.")
+        raise UserError(f"{what} path is not a file: {path_str!r}.")
     try:
         with open(path_str, encoding="utf-8") as handle:
             return handle.read()
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{what} file {path_str!r} is not valid UTF-8 ({exc}); re-save it as UTF-8.") from exc
+        raise UserError(f"{what} file {path_str!r} is not valid UTF-8 ({exc}); re-save it as UTF-8.") from exc
 
 
 def parse_lines(text: str, source: str, key: Callable[[str], str] | None = None,
@@ -104,12 +106,12 @@ def parse_lines(text: str, source: str, key: Callable[[str], str] | None = None,
         entries.append(entry)
     if repeats:
         rule = "" if key is None else " (compared case-insensitively, '_' == ' ')"
-        raise ValueError(f"{source} has {len(repeats)} duplicate entr{'y' if len(repeats) == 1 else 'ies'}{rule}: "
-                         f"{_examples(repeats, str)}. Remove the repeated lines so that every entry "
-                         "appears once.")
+        raise UserError(f"{source} has {len(repeats)} duplicate entr{'y' if len(repeats) == 1 else 'ies'}{rule}: "
+                        f"{_examples(repeats, str)}. Remove the repeated lines so that every entry "
+                        "appears once.")
     if not entries:
-        raise ValueError(f"{source} is empty: it has no entries (blank lines and lines starting with '#' are "
-                         "ignored). Put one entry per line.")
+        raise UserError(f"{source} is empty: it has no entries (blank lines and lines starting with '#' are "
+                        "ignored). Put one entry per line.")
     return entries
 
 
@@ -158,9 +160,9 @@ def read_neglabel_folder(folder: PathLike, rules: str = "official") -> tuple[lis
             target.extend(parse_lines(read_text_file(path, "word list"), f"word list file {str(path)!r}",
                                       allow_repeats=True))
     if not nouns and not adjectives:
-        raise ValueError(f"corpus folder {str(folder)!r} holds no word list: expected files named adj*.txt "
-                         "(adjectives) and noun*.txt (nouns), one word a line, as NegLabel's txtfiles/ folder"
-                         + (f"; found {_examples(skipped)}" if skipped else ""))
+        raise UserError(f"corpus folder {str(folder)!r} holds no word list: expected files named adj*.txt "
+                        "(adjectives) and noun*.txt (nouns), one word a line, as NegLabel's txtfiles/ folder"
+                        + (f"; found {_examples(skipped)}" if skipped else ""))
     if skipped:
         warnings.warn(f"corpus folder {folder}: skipped {_examples(skipped)}, which are not word lists (only "
                       "adj*txt and noun*txt files are read, as in the official code)", CorpusWarning, stacklevel=3)
@@ -172,8 +174,8 @@ def _builtin_lists(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     def load(file_name: str) -> tuple[str, ...]:
         path = _HERE / file_name
         if not path.is_file():
-            raise FileNotFoundError(f"shipped corpus file {path} is missing; reinstall openood-tanl or regenerate it "
-                                    "with `python scripts/build_wordnet_corpus.py`.")
+            raise MissingFileError(f"shipped corpus file {path} is missing; reinstall openood-tanl or regenerate it "
+                                   "with `python scripts/build_wordnet_corpus.py`.")
         return tuple(line for line in path.read_text(encoding="utf-8").split("\n") if line)
 
     nouns_file, adjectives_file = BUILTIN_CORPORA[name]
@@ -183,7 +185,7 @@ def _builtin_lists(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def wordnet_words(name: str = "wordnet") -> tuple[list[str], list[str]]:
     """A built-in corpus's (nouns, adjectives) before any de-duplication (fresh lists on every call)."""
     if name not in BUILTIN_CORPORA:
-        raise ValueError(f"unknown built-in corpus {name!r}; choose one of {', '.join(BUILTIN_CORPORA)}")
+        raise UserError(f"unknown built-in corpus {name!r}; choose one of {', '.join(BUILTIN_CORPORA)}")
     nouns, adjectives = _builtin_lists(name)
     return list(nouns), list(adjectives)
 
@@ -241,19 +243,19 @@ class Corpus:
 
 def _check_rules(rules: str) -> None:
     if rules not in CORPUS_RULES:
-        raise ValueError(f"corpus rules must be one of {', '.join(CORPUS_RULES)}, got {rules!r}")
+        raise UserError(f"corpus rules must be one of {', '.join(CORPUS_RULES)}, got {rules!r}")
 
 
 def _check_words(words: Sequence[str], what: str, rules: str) -> list[str]:
     if isinstance(words, str):
-        raise TypeError(f"{what} must be a list of strings, not a single string")
+        raise UserTypeError(f"{what} must be a list of strings, not a single string")
     out = list(words)
     for i, word in enumerate(out):
         if not isinstance(word, str):
-            raise TypeError(f"{what}[{i}] is {type(word).__name__}, expected str")
+            raise UserTypeError(f"{what}[{i}] is {type(word).__name__}, expected str")
     odd = [word for word in out if not word.strip() or word != word.strip()]
     if odd and rules == "clean":
-        raise ValueError(f"{what} has {len(odd)} empty or space-padded entries ({_examples(odd)}); remove them")
+        raise UserError(f"{what} has {len(odd)} empty or space-padded entries ({_examples(odd)}); remove them")
     if odd:
         warnings.warn(f"{what}: {len(odd)} entries are empty or padded with spaces ({_examples(odd)}); they are kept "
                       "as words, as the official code keeps them (an empty word is encoded as 'The nice .'). Fix "
@@ -278,7 +280,7 @@ def build_corpus(id_classes: Iterable[str], nouns: Sequence[str], adjectives: Se
     """The negative-label candidates for ``id_classes`` from (nouns, adjectives), with ``rules``' de-duplication."""
     _check_rules(rules)
     if isinstance(id_classes, str):
-        raise TypeError("id_classes must be a list of class names, not a single string")
+        raise UserTypeError("id_classes must be a list of class names, not a single string")
     nouns = _check_words(nouns, "nouns", rules)
     adjectives = _check_words(adjectives, "adjectives", rules)
     key: Callable[[str], str] = (lambda word: word) if rules == "official" else normalize_label
@@ -317,5 +319,5 @@ def load_corpus(source: PathLike = "wordnet", id_classes: Iterable[str] = (), *,
         return build_corpus(id_classes, nouns, adjectives, rules=rules, source=str(path.resolve()))
     if path.is_file():
         return build_corpus(id_classes, read_word_list(path), [], rules=rules, source=str(path.resolve()))
-    raise FileNotFoundError(f"corpus {text!r} is neither a built-in corpus ({', '.join(BUILTIN_CORPORA)}), a folder "
-                            "of adj*.txt / noun*.txt word lists (NegLabel's layout) nor a word-list file")
+    raise MissingFileError(f"corpus {text!r} is neither a built-in corpus ({', '.join(BUILTIN_CORPORA)}), a folder "
+                           "of adj*.txt / noun*.txt word lists (NegLabel's layout) nor a word-list file")

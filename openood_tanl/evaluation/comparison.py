@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from ..core.errors import UserTypeError
 from ..methods import create_lockstep
 from .data import FeatureBenchmark
 from .protocols import STREAM_ARGUMENTS, StreamSettings
@@ -92,8 +93,8 @@ def sweep(methods: Mapping[str, Any], axis: str, values: Sequence[Any], bank, be
         return sweep_methods({"method": methods}, axis, values, bank, benchmark, seeds=seeds, workers=workers,
                              lockstep=lockstep, **single_method_settings)["method"]
     if single_method_settings:
-        raise TypeError(f"sweep() got {sorted(single_method_settings)}: pass the stream settings as "
-                        "StreamSettings(...) (or use sweep_methods, which takes them as keywords)")
+        raise UserTypeError(f"sweep() got {sorted(single_method_settings)}: pass the stream settings as "
+                            "StreamSettings(...) (or use sweep_methods, which takes them as keywords)")
     values = list(values)
     rows: dict[str, list[dict]] = {label: [] for label in methods}
     if axis in STREAM_ARGUMENTS:

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Mapping, Sequence, TypeVar
 
+from ..core.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -40,7 +42,7 @@ class ImageList:
         self.paths = [os.fspath(p) for p in self.paths]
         self.labels = [int(label) for label in self.labels]
         if len(self.paths) != len(self.labels):
-            raise ValueError(f"image list '{self.name}' has {len(self.paths)} paths but {len(self.labels)} labels")
+            raise UserError(f"image list '{self.name}' has {len(self.paths)} paths but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -67,19 +69,19 @@ def check_set_names(benchmark: str, groups: Mapping[str, Sequence[str]]) -> None
     for group in groups:
         mean = group_mean_name(group)
         if mean in means:
-            raise ValueError(f"benchmark '{benchmark}': OOD groups '{means[mean]}' and '{group}' would share the mean "
-                             f"row '{mean}'; rename one")
+            raise UserError(f"benchmark '{benchmark}': OOD groups '{means[mean]}' and '{group}' would share the mean "
+                            f"row '{mean}'; rename one")
         means[mean] = group
     seen: dict[str, str] = {}
     for group, names in groups.items():
         for name in names:
             if name in seen:
                 where = f"group '{group}'" if seen[name] == group else f"groups '{seen[name]}' and '{group}'"
-                raise ValueError(f"benchmark '{benchmark}': OOD set name '{name}' appears twice ({where}); each set "
-                                 "needs its own name (it names its row of the result tables)")
+                raise UserError(f"benchmark '{benchmark}': OOD set name '{name}' appears twice ({where}); each set "
+                                "needs its own name (it names its row of the result tables)")
             if name in means:
-                raise ValueError(f"benchmark '{benchmark}': OOD set '{name}' (group '{group}') is named like the mean "
-                                 f"row of group '{means[name]}'; rename the set")
+                raise UserError(f"benchmark '{benchmark}': OOD set '{name}' (group '{group}') is named like the mean "
+                                f"row of group '{means[name]}'; rename the set")
             seen[name] = group
 
 

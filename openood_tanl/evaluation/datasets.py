@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..core.errors import MissingFileError, UserError
 from .data import OOD_LABEL, ImageBenchmark, ImageList
 
 __all__ = ["load_benchmark", "load_spec", "load_four_ood", "load_openood", "read_image_list", "scan_folder",
@@ -49,7 +50,7 @@ def read_image_list(list_path: str | os.PathLike, root: str | os.PathLike | None
     """
     list_path = Path(list_path)
     if not list_path.is_file():
-        raise FileNotFoundError(f"image list {list_path} of set '{name}' does not exist")
+        raise MissingFileError(f"image list {list_path} of set '{name}' does not exist")
     base = Path(root) if root is not None else list_path.parent
     paths, labels = [], []
     for number, raw in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -62,10 +63,10 @@ def read_image_list(list_path: str | os.PathLike, root: str | os.PathLike | None
             line, label = parts[0], int(parts[1])
         if not ood:
             if label is None:
-                raise ValueError(f"{list_path}:{number}: ID image list lines need '<path> <label>', got '{raw}'")
+                raise UserError(f"{list_path}:{number}: ID image list lines need '<path> <label>', got '{raw}'")
             if label < 0:
-                raise ValueError(f"{list_path}:{number}: ID label {label} is negative (-1 marks OOD images; "
-                                 "list this file under 'ood' instead)")
+                raise UserError(f"{list_path}:{number}: ID label {label} is negative (-1 marks OOD images; "
+                                "list this file under 'ood' instead)")
         path = Path(line)
         paths.append(os.path.abspath(path if path.is_absolute() else base / path))
         labels.append(OOD_LABEL if ood else label)
@@ -80,7 +81,7 @@ class SkippedFileWarning(UserWarning):
     """A folder holds files that are not read as images (their type is not one of ``IMAGE_EXTENSIONS``)."""
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(UserError):
     """An image of the benchmark cannot be read (empty, truncated, not an image, an unsupported mode)."""
 
 
@@ -168,7 +169,7 @@ def _walk_images(folder: str | os.PathLike) -> tuple[list[str], dict[str, list[s
     """(sorted image paths, each real file once; {kept path: the other paths of the same real file})."""
     folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
+        raise MissingFileError(f"image folder {folder} does not exist")
     by_real: dict[str, list[str]] = {}
     skipped: list[str] = []  # files of other types, reported
     real_dirs: dict[str, str] = {}  # real path of each folder walked -> the walked path that reached it first
@@ -178,8 +179,8 @@ def _walk_images(folder: str | os.PathLike) -> tuple[list[str], dict[str, list[s
         if real in real_dirs:
             reached = real_dirs[real]
             if directory.startswith(reached + os.sep):
-                raise ValueError(f"image folder {folder} has a symbolic link loop: {directory} leads back to "
-                                 f"{reached}; remove the link (e.g. `ln -s . again`) or point it elsewhere")
+                raise UserError(f"image folder {folder} has a symbolic link loop: {directory} leads back to "
+                                f"{reached}; remove the link (e.g. `ln -s . again`) or point it elsewhere")
             subfolders[:] = []  # a second link to a folder already walked: its files are listed once
             continue
         real_dirs[real] = directory
@@ -212,25 +213,25 @@ def _folder_set(folder: str | os.PathLike, *, name: str, ood: bool,
     for path in paths:
         parts = Path(path).relative_to(folder).parts
         if len(parts) < 2:
-            raise ValueError(f"ID folder {folder} of set '{name}' holds image {path} outside a class subfolder; "
-                             "put each class's images in <folder>/<class>/")
+            raise UserError(f"ID folder {folder} of set '{name}' holds image {path} outside a class subfolder; "
+                            "put each class's images in <folder>/<class>/")
         tops[path] = parts[0]
         other_classes = {Path(p).relative_to(folder).parts[0] for p in aliases.get(path, [])} - {parts[0]}
         if other_classes:
-            raise ValueError(f"ID folder {folder} of set '{name}': image {path} is also linked under class folder(s) "
-                             f"{sorted(other_classes)}; an image can belong to one class only")
+            raise UserError(f"ID folder {folder} of set '{name}': image {path} is also linked under class folder(s) "
+                            f"{sorted(other_classes)}; an image can belong to one class only")
     given = classes is not None
     if classes is None:
         classes = sorted({os.path.basename(entry) for entry in os.listdir(folder)
                           if not entry.startswith(".") and (folder / entry).is_dir()})
     index = {c: i for i, c in enumerate(classes)}
     if len(index) != len(classes):
-        raise ValueError(f"the classes of set '{name}' repeat a name")
+        raise UserError(f"the classes of set '{name}' repeat a name")
     unknown = sorted({top for top in tops.values() if top not in index})
     if unknown:
-        raise ValueError(f"ID folder {folder} of set '{name}' has subfolders not in its classes: "
-                         f"{unknown[:_SHOW_MISSING]}{' ...' if len(unknown) > _SHOW_MISSING else ''}; add them to "
-                         "'classes' or remove them")
+        raise UserError(f"ID folder {folder} of set '{name}' has subfolders not in its classes: "
+                        f"{unknown[:_SHOW_MISSING]}{' ...' if len(unknown) > _SHOW_MISSING else ''}; add them to "
+                        "'classes' or remove them")
     return ImageList(name, paths, [index[tops[p]] for p in paths], class_folders=list(classes),
                      class_order_given=given)
 
@@ -247,10 +248,10 @@ def _check_sets(benchmark: str, sets: Iterable[ImageList]) -> None:
             shown = ", ".join(absent[:_SHOW_MISSING]) + (", ..." if len(absent) > _SHOW_MISSING else "")
             missing.append(f"  {image_list.name}: {len(absent)} of {len(image_list)} missing ({shown})")
     if empty:
-        raise ValueError(f"benchmark '{benchmark}' has empty sets {empty}: point them at images (read: "
-                         f"{', '.join(IMAGE_EXTENSIONS)}, any case)")
+        raise UserError(f"benchmark '{benchmark}' has empty sets {empty}: point them at images (read: "
+                        f"{', '.join(IMAGE_EXTENSIONS)}, any case)")
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"benchmark '{benchmark}' lists images that do not exist:\n" + "\n".join(missing) +
             "\nImages are never dropped silently (results would not be comparable): restore the files, fix the "
             "data root, or write a YAML spec whose lists name only the images you have.")
@@ -259,7 +260,7 @@ def _check_sets(benchmark: str, sets: Iterable[ImageList]) -> None:
 def _finish(name: str, id_set: ImageList, groups: dict[str, list[ImageList]]) -> ImageBenchmark:
     groups = {g: sets for g, sets in groups.items() if sets}
     if not groups:
-        raise ValueError(f"benchmark '{name}' has no OOD set")
+        raise UserError(f"benchmark '{name}' has no OOD set")
     benchmark = ImageBenchmark(name, id_set, groups)
     _check_sets(name, benchmark.sets())
     return benchmark
@@ -275,13 +276,13 @@ def load_openood(name: str, data_root: str | os.PathLike) -> ImageBenchmark:
 
     info = data_info()
     if name not in info:
-        raise ValueError(f"OpenOOD has no benchmark '{name}'; it has {sorted(info)}")
+        raise UserError(f"OpenOOD has no benchmark '{name}'; it has {sorted(info)}")
     root = Path(data_root)
 
     def image_list(set_name: str, entry: Mapping, ood: bool) -> ImageList:
         list_path = root / entry["imglist_path"]
         if not list_path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"OpenOOD image list {list_path} (set '{set_name}' of benchmark '{name}') does not exist: "
                 f"data_root must be OpenOOD's data folder holding benchmark_imglist/ and images_*/ (get them with "
                 "OpenOOD's scripts/download/download.py; nothing is downloaded here)")
@@ -346,9 +347,9 @@ def load_four_ood(data_root: str | os.PathLike, name: str = "four-ood") -> Image
             problems.append(f"{set_name}: none of {', '.join(candidates)} exists under {root}")
         ood_folders[set_name] = found
     if problems:
-        raise FileNotFoundError(f"data_root {root} does not have the four-OOD layout:\n  " + "\n  ".join(problems)
-                                + "\nExpected data_root/imagenet/val/<wnid>/*.JPEG and data_root/{iNaturalist,SUN,"
-                                "Places,Textures}/ (see openood_tanl.evaluation.datasets.load_four_ood)")
+        raise MissingFileError(f"data_root {root} does not have the four-OOD layout:\n  " + "\n  ".join(problems)
+                               + "\nExpected data_root/imagenet/val/<wnid>/*.JPEG and data_root/{iNaturalist,SUN,"
+                               "Places,Textures}/ (see openood_tanl.evaluation.datasets.load_four_ood)")
     id_set = _folder_set(val, name="imagenet", ood=False, classes=wnids)
     far = [_folder_set(folder, name=set_name, ood=True) for set_name, folder in ood_folders.items()]
     return _finish(name, id_set, {"far": far})
@@ -364,37 +365,37 @@ def _spec_source(where: str, resolve, set_name: str, entry, ood: bool) -> ImageL
     """One set of a spec (``{folder: ...}`` or ``{list: ..., root: ...}``), paths through ``resolve``."""
     context = f"{where}: set '{set_name}'"
     if not isinstance(entry, dict):
-        raise ValueError(f"{context} must be a mapping {{folder: ...}} or {{list: ..., root: ...}}")
+        raise UserError(f"{context} must be a mapping {{folder: ...}} or {{list: ..., root: ...}}")
     extra = set(entry) - _SOURCE_KEYS
     if extra:
-        raise ValueError(f"{context} has unknown keys {sorted(extra)}; allowed: folder, or list and root"
-                         + ("" if ood else ", and classes with folder"))
+        raise UserError(f"{context} has unknown keys {sorted(extra)}; allowed: folder, or list and root"
+                        + ("" if ood else ", and classes with folder"))
     if ("folder" in entry) == ("list" in entry):
-        raise ValueError(f"{context} needs exactly one of 'folder' or 'list'")
+        raise UserError(f"{context} needs exactly one of 'folder' or 'list'")
     for key in ("folder", "list", "root"):
         if entry.get(key) is not None and not isinstance(entry[key], str):
-            raise ValueError(f"{context}: '{key}' must be a path (a string), got {type(entry[key]).__name__}")
+            raise UserError(f"{context}: '{key}' must be a path (a string), got {type(entry[key]).__name__}")
     if "folder" in entry:
         if "root" in entry:
-            raise ValueError(f"{context}: 'root' goes with 'list', not 'folder'")
+            raise UserError(f"{context}: 'root' goes with 'list', not 'folder'")
         classes = entry.get("classes")
         if classes is not None:
             if ood:
-                raise ValueError(f"{context}: 'classes' applies to the ID set only")
+                raise UserError(f"{context}: 'classes' applies to the ID set only")
             if isinstance(classes, (str, os.PathLike)):
                 classes_path = resolve(classes)
                 if not classes_path.is_file():
-                    raise FileNotFoundError(f"{context}: classes file {classes_path} does not exist")
+                    raise MissingFileError(f"{context}: classes file {classes_path} does not exist")
                 classes = [line.strip() for line in classes_path.read_text(encoding="utf-8").splitlines()
                            if line.strip() and not line.strip().startswith("#")]
             elif isinstance(classes, list) and all(isinstance(c, (str, int)) for c in classes):
                 classes = [str(c) for c in classes]
             else:
-                raise ValueError(f"{context}: 'classes' must be a file path or a list of subfolder names "
-                                 "(strings)")
+                raise UserError(f"{context}: 'classes' must be a file path or a list of subfolder names "
+                                "(strings)")
         return _folder_set(resolve(entry["folder"]), name=set_name, ood=ood, classes=classes)
     if "classes" in entry:
-        raise ValueError(f"{context}: 'classes' goes with 'folder'; a list carries its own labels")
+        raise UserError(f"{context}: 'classes' goes with 'folder'; a list carries its own labels")
     root = resolve(entry["root"]) if entry.get("root") is not None else None
     return read_image_list(resolve(entry["list"]), root, name=set_name, ood=ood)
 
@@ -426,10 +427,10 @@ def load_spec(spec_path: str | os.PathLike, data_root: str | os.PathLike | None 
                      allow_aliases=False)
     unknown = set(spec) - {"name", "data_root", "id", "ood"}
     if unknown:
-        raise ValueError(f"{where} has unknown keys {sorted(unknown)}; allowed: name, data_root, id, ood")
+        raise UserError(f"{where} has unknown keys {sorted(unknown)}; allowed: name, data_root, id, ood")
     for key in ("name", "data_root"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
-            raise ValueError(f"{where}: '{key}' must be a string, got {type(spec[key]).__name__}")
+            raise UserError(f"{where}: '{key}' must be a string, got {type(spec[key]).__name__}")
     name = str(spec.get("name") or spec_path.stem)
     if data_root is not None:
         base = Path(data_root)
@@ -443,21 +444,21 @@ def load_spec(spec_path: str | os.PathLike, data_root: str | os.PathLike | None 
         return path if path.is_absolute() else base / path
 
     if "id" not in spec:
-        raise ValueError(f"{where} has no 'id' set")
+        raise UserError(f"{where} has no 'id' set")
     id_set = _spec_source(where, resolve, "id", spec["id"], ood=False)
     id_set.name = name
     ood = spec.get("ood")
     if not isinstance(ood, dict) or not ood:
-        raise ValueError(f"{where} needs 'ood': a mapping of groups (e.g. near, far) to {{set name: source}}")
+        raise UserError(f"{where} needs 'ood': a mapping of groups (e.g. near, far) to {{set name: source}}")
     groups = {}
     for group, members in ood.items():
         names = [group, *(members if isinstance(members, dict) else ())]
         odd = next((n for n in names if not isinstance(n, (str, int)) or isinstance(n, bool)), None)
         if odd is not None:
-            raise ValueError(f"{where}: OOD group and set names must be strings, got {type(odd).__name__}")
+            raise UserError(f"{where}: OOD group and set names must be strings, got {type(odd).__name__}")
         if not isinstance(members, dict) or not members:
-            raise ValueError(f"{where}: OOD group '{group}' must map set names to sources, e.g. "
-                             "{textures: {folder: dtd/images}}")
+            raise UserError(f"{where}: OOD group '{group}' must map set names to sources, e.g. "
+                            "{textures: {folder: dtd/images}}")
         groups[str(group)] = [_spec_source(where, resolve, str(set_name), entry, ood=True)
                          for set_name, entry in members.items()]
     return _finish(name, id_set, groups)
@@ -486,8 +487,8 @@ def match_id_classes(benchmark: ImageBenchmark, class_names: Sequence[str]) -> t
     how = ""
     if folders is not None:
         if id_set.class_order_given and len(folders) != count:
-            raise ValueError(f"{where} has {len(folders)} class folders but there are {count} class names; give one "
-                             "class name per class folder (the spec's 'classes' order = the class-name order)")
+            raise UserError(f"{where} has {len(folders)} class folders but there are {count} class names; give one "
+                            "class name per class folder (the spec's 'classes' order = the class-name order)")
         if not id_set.class_order_given:
             keys, names = [normalize_label(f) for f in folders], [normalize_label(c) for c in class_names]
             if keys != names:
@@ -502,7 +503,7 @@ def match_id_classes(benchmark: ImageBenchmark, class_names: Sequence[str]) -> t
                     shown = ", ".join(folders[:_SHOW_MISSING]) + (", ..." if len(folders) > _SHOW_MISSING else "")
                     names_shown = ", ".join(repr(c) for c in class_names[:_SHOW_MISSING]) + (
                         ", ..." if count > _SHOW_MISSING else "")
-                    raise ValueError(
+                    raise UserError(
                         f"{where} is labelled by its {len(folders)} class folders in sorted order ({shown}), which "
                         f"do not name the {count} class names ({names_shown}): say which folder is which class "
                         "with 'classes' in the spec's id entry (the folder names in the order of the class names, "
@@ -510,8 +511,8 @@ def match_id_classes(benchmark: ImageBenchmark, class_names: Sequence[str]) -> t
                         "folders after the classes")
     top = max(id_set.labels)
     if top >= count:
-        raise ValueError(f"{where} has label {top}, but there are only {count} class names (labels 0..{count - 1}); "
-                         "give the class names of every label, in label order")
+        raise UserError(f"{where} has label {top}, but there are only {count} class names (labels 0..{count - 1}); "
+                        "give the class names of every label, in label order")
     pairs = [f"{folders[k]} -> {class_names[k]!r}" if folders else f"label {k} -> {class_names[k]!r}"
              for k in range(min(count, _SHOW_MISSING))]
     more = f", ... ({count} classes)" if count > len(pairs) else ""
@@ -539,15 +540,15 @@ def load_benchmark(name_or_path: str | os.PathLike, data_root: str | os.PathLike
     key = text.lower()
     if key in KNOWN_BENCHMARKS:
         if data_root is None:
-            raise ValueError(f"benchmark '{text}' needs data_root: "
-                             + ("OpenOOD's data folder (benchmark_imglist/, images_*/)" if key in OPENOOD_BENCHMARKS
+            raise UserError(f"benchmark '{text}' needs data_root: "
+                            + ("OpenOOD's data folder (benchmark_imglist/, images_*/)" if key in OPENOOD_BENCHMARKS
                                 else "the folder with imagenet/val/ and iNaturalist/, SUN/, Places/, Textures/"))
         if not Path(data_root).is_dir():
-            raise FileNotFoundError(f"data_root {data_root} of benchmark '{text}' is not a folder")
+            raise MissingFileError(f"data_root {data_root} of benchmark '{text}' is not a folder")
         if key in OPENOOD_BENCHMARKS:
             return load_openood(key, data_root)
         return load_four_ood(data_root, name="four-ood")
     if key.endswith((".yml", ".yaml")) or os.path.isfile(text):
         return load_spec(text, data_root)
-    raise ValueError(f"unknown benchmark '{text}': choose one of {', '.join(KNOWN_BENCHMARKS)}, or pass the path "
-                     "of a YAML spec (see openood_tanl.evaluation.datasets.load_spec)")
+    raise UserError(f"unknown benchmark '{text}': choose one of {', '.join(KNOWN_BENCHMARKS)}, or pass the path "
+                    "of a YAML spec (see openood_tanl.evaluation.datasets.load_spec)")

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..core.errors import UserError
 from ..embedding_cache import default_cache_dir
 from . import distributed as _distributed
 from .data import FeatureBenchmark, FeatureSet, ImageBenchmark, ImageList
@@ -172,9 +173,9 @@ class _Extraction:
                  batch_size: int = 256, num_workers: int = 0, device=None, shard_size: int = 4096,
                  progress: bool = True, verify: bool = False):
         if batch_size < 1 or shard_size < 1:
-            raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
+            raise UserError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
         if not len(images):
-            raise ValueError(f"image list '{images.name}' is empty")
+            raise UserError(f"image list '{images.name}' is empty")
         key = json_key(model_key)
         description = describe_preprocess(preprocess)
         self.fp = fp = cache_fingerprint(images, key, description, shard_size)

@@ -58,6 +58,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..core.errors import UserTypeError
 from ..embedding_cache import default_cache_dir, fingerprint, write_atomic
 from .data import ImageList
 
@@ -94,12 +95,12 @@ def feature_cache_folder(cache_dir: str | os.PathLike | None, images: ImageList,
 
 def json_key(model_key: dict) -> dict:
     if not isinstance(model_key, dict):
-        raise TypeError(f"model_key must be a dict (e.g. model_key_of(model_name, pretrained)), got "
-                        f"{type(model_key).__name__}")
+        raise UserTypeError(f"model_key must be a dict (e.g. model_key_of(model_name, pretrained)), got "
+                            f"{type(model_key).__name__}")
     try:
         return json.loads(json.dumps(model_key, sort_keys=True))
     except (TypeError, ValueError) as error:
-        raise TypeError(f"model_key must be JSON-serialisable (strings, numbers, lists, dicts): {error}") from error
+        raise UserTypeError(f"model_key must be JSON-serialisable (strings, numbers, lists, dicts): {error}") from error
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..core.errors import UserError, UserTypeError
 from .data import FeatureBenchmark
 from .streams import StreamSettings, run_stream
 
@@ -51,9 +52,9 @@ def run_tasks(make_engine: Callable[[], object], benchmark: FeatureBenchmark, se
     """``run_stream``'s (rows, trace) of each task, in task order: in this process (one engine for all) or in a
     pool of processes."""
     if isinstance(workers, bool) or not float(workers).is_integer() or int(workers) < 1:
-        raise ValueError(f"workers must be an integer >= 1 (processes for independent streams), got {workers!r}")
+        raise UserError(f"workers must be an integer >= 1 (processes for independent streams), got {workers!r}")
     if threads_per_worker is not None and int(threads_per_worker) < 1:
-        raise ValueError(f"threads_per_worker must be >= 1 or None, got {threads_per_worker!r}")
+        raise UserError(f"threads_per_worker must be >= 1 or None, got {threads_per_worker!r}")
     workers = min(int(workers), len(tasks))
     if workers <= 1:
         engine = make_engine()
@@ -61,11 +62,11 @@ def run_tasks(make_engine: Callable[[], object], benchmark: FeatureBenchmark, se
     try:
         payload = pickle.dumps((make_engine, benchmark, settings))
     except (pickle.PicklingError, TypeError, AttributeError) as error:
-        raise TypeError(f"workers={workers} runs streams in other processes, so the engine (run_protocol) or "
-                        f"engine factory (evaluate, replay) must be picklable ({error}); pass e.g. "
-                        f"functools.partial(create_engine, name, bank), functools.partial(create_lockstep, methods, "
-                        f"bank) or functools.partial(TANL, id_text, corpus_text, noise_features, ...) instead of a "
-                        f"lambda, or use workers=1") from error
+        raise UserTypeError(f"workers={workers} runs streams in other processes, so the engine (run_protocol) or "
+                            f"engine factory (evaluate, replay) must be picklable ({error}); pass e.g. "
+                            f"functools.partial(create_engine, name, bank), functools.partial(create_lockstep, "
+                            f"methods, bank) or functools.partial(TANL, id_text, corpus_text, noise_features, ...) "
+                            f"instead of a lambda, or use workers=1") from error
     threads = threads_per_worker or max(1, torch.get_num_threads() // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
                              initargs=(payload, int(threads))) as pool:

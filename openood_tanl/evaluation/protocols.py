@@ -31,6 +31,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..core.errors import UserError
+
 __all__ = ["PROTOCOL_DESCRIPTIONS", "PROTOCOLS", "STREAM_ARGUMENTS", "StreamSettings", "check_protocol",
            "check_seeds", "check_settings", "check_stream_value"]
 
@@ -91,19 +93,19 @@ class StreamSettings:
 def check_stream_value(argument: str, value: Any) -> Any:
     """A value of a ``STREAM_ARGUMENTS`` entry, checked and normalised (int batch size, float ratio, protocol)."""
     if argument not in STREAM_ARGUMENTS:
-        raise ValueError(f"'{argument}' is not a stream argument; choose one of {', '.join(STREAM_ARGUMENTS)}")
+        raise UserError(f"'{argument}' is not a stream argument; choose one of {', '.join(STREAM_ARGUMENTS)}")
     if argument == "order":
         if value not in PROTOCOLS:
-            raise ValueError(f"order {value!r} is not a sample order; choose among {', '.join(PROTOCOLS)}")
+            raise UserError(f"order {value!r} is not a sample order; choose among {', '.join(PROTOCOLS)}")
         return value
     real = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if argument == "batch_size":
         if not real or not float(value).is_integer() or value < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {value!r}")
+            raise UserError(f"batch_size must be a whole number >= 1, got {value!r}")
         return int(value)
     if not real or not 0 < float(value) < float("inf"):
-        raise ValueError(f"id_ood_ratio must be a number > 0 (ID samples per OOD sample, e.g. 1 or 0.25), got "
-                         f"{value!r}")
+        raise UserError(f"id_ood_ratio must be a number > 0 (ID samples per OOD sample, e.g. 1 or 0.25), got "
+                        f"{value!r}")
     return float(value)
 
 
@@ -117,16 +119,16 @@ def check_seeds(seeds) -> list[int]:
     try:
         seeds = [int(seed) for seed in seeds]
     except (TypeError, ValueError) as error:
-        raise ValueError(f"seeds must be whole numbers, got {seeds!r}") from error
+        raise UserError(f"seeds must be whole numbers, got {seeds!r}") from error
     if not seeds:
-        raise ValueError("seeds must name at least one seed")
+        raise UserError("seeds must name at least one seed")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
-        raise ValueError(f"seeds {seeds} repeat {repeated}: the same stream would be averaged with itself; give "
-                         "distinct seeds (e.g. 0 1 2)")
+        raise UserError(f"seeds {seeds} repeat {repeated}: the same stream would be averaged with itself; give "
+                        "distinct seeds (e.g. 0 1 2)")
     bad = [s for s in seeds if not 0 <= s < 2**63]
     if bad:
-        raise ValueError(f"seeds must be in [0, 2**63 - 1], got {bad}")
+        raise UserError(f"seeds must be in [0, 2**63 - 1], got {bad}")
     return seeds
 
 
@@ -136,12 +138,12 @@ def check_protocol(protocol: str, ood_set_names: Sequence[str] | None = None, or
     sets), ``order`` without the temporal protocol, and repeated seeds (a stream averaged with itself). Returns the
     protocol. ``ood_set_names`` None: the sets are not known yet (only the protocol and seeds are checked)."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
+        raise UserError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
     if ood_set_names is not None and not ood_set_names:
-        raise ValueError("the benchmark has no OOD set")
+        raise UserError("the benchmark has no OOD set")
     if order:
         if protocol != "temporal":
-            raise ValueError(f"an OOD set order applies to the temporal protocol only, not '{protocol}'")
+            raise UserError(f"an OOD set order applies to the temporal protocol only, not '{protocol}'")
         known = list(ood_set_names or [])
         unknown = [name for name in order if name not in known]
         repeated = sorted({name for name in order if list(order).count(name) > 1})
@@ -149,8 +151,8 @@ def check_protocol(protocol: str, ood_set_names: Sequence[str] | None = None, or
         problems = ([f"unknown OOD sets {unknown}"] if unknown else []) + \
             ([f"repeats {repeated}"] if repeated else []) + ([f"leaves out {missing}"] if missing else [])
         if problems:
-            raise ValueError(f"the temporal order {list(order)} " + "; ".join(problems) + f": list every OOD set "
-                             f"once, e.g. --order {' '.join(known)}")
+            raise UserError(f"the temporal order {list(order)} " + "; ".join(problems) + f": list every OOD set "
+                            f"once, e.g. --order {' '.join(known)}")
     if seeds is not None:
         check_seeds(seeds)
     return protocol
@@ -165,10 +167,10 @@ def check_settings(settings: StreamSettings, ood_set_names: Sequence[str] | None
     if settings.id_ood_ratio is not None:
         check_stream_value("id_ood_ratio", settings.id_ood_ratio)
         if settings.protocol == "temporal":
-            raise ValueError("an ID:OOD ratio applies to the reset protocols (mixed, id-first, ood-first), not "
-                             "'temporal' (which splits the ID set among its OOD segments); drop the ratio or "
-                             "choose another protocol")
+            raise UserError("an ID:OOD ratio applies to the reset protocols (mixed, id-first, ood-first), not "
+                            "'temporal' (which splits the ID set among its OOD segments); drop the ratio or "
+                            "choose another protocol")
     window = settings.trace_window
     if window is not None and (isinstance(window, bool) or not float(window).is_integer() or window < 2):
-        raise ValueError(f"the trace window must be a whole number of samples >= 2, got {window!r}")
+        raise UserError(f"the trace window must be a whole number of samples >= 2, got {window!r}")
     return settings

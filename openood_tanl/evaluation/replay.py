@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
+from ..core.errors import UserTypeError
 from .data import FeatureBenchmark
 from .parallel import Given, run_tasks
 from .protocols import StreamSettings, check_settings
@@ -105,6 +106,6 @@ def evaluate(make_engine: Callable[[], object], benchmark: FeatureBenchmark, pro
     result = replay(make_engine, benchmark, StreamSettings.from_keywords(protocol, batch_size, order, id_ood_ratio),
                     seeds=seeds, workers=workers, threads_per_worker=threads_per_worker)
     if set(result.tables) != {None}:
-        raise TypeError("evaluate replays one engine; for a Lockstep of several use replay(), which returns the "
-                        "tables of each")
+        raise UserTypeError("evaluate replays one engine; for a Lockstep of several use replay(), which returns the "
+                            "tables of each")
     return result.tables[None]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
+from ..core.errors import UserError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -73,7 +75,7 @@ def compare_with_paper(results: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     from .tables import is_group_mean
 
     if benchmark not in PAPER_RESULTS:
-        raise ValueError(f"the paper has no results for benchmark '{benchmark}'; it has {list(PAPER_RESULTS)}")
+        raise UserError(f"the paper has no results for benchmark '{benchmark}'; it has {list(PAPER_RESULTS)}")
     paper = PAPER_RESULTS[benchmark]
     rows = []
     for method, part in results.groupby("method", sort=False):

@@ -13,6 +13,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..core.errors import UserError
 from ..metrics import ood_metrics
 from .data import FeatureBenchmark, FeatureSet
 from .protocols import StreamSettings
@@ -33,7 +34,7 @@ def _score_members(engine, features: torch.Tensor, batch_size: int,
     """{member: (pred [S] long, score [S] float32)} on the CPU, ``features`` fed in order, ``batch_size`` rows a
     step; ``on_batch(rows)`` after each step."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     outputs: dict = {}
     for batch in features.split(batch_size):
         for member, (pred, score) in _members(engine.step(batch)).items():

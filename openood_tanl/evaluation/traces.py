@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..core.errors import UserError
 from ..metrics import auroc_and_fpr95
 from .tables import save_figure
 
@@ -66,7 +67,7 @@ class Tracer:
 
     def __init__(self, engine, stream: str, window: int):
         if int(window) < 2:
-            raise ValueError(f"the trace window must hold at least 2 samples, got {window}")
+            raise UserError(f"the trace window must hold at least 2 samples, got {window}")
         self.members = dict(getattr(engine, "engines", None) or {None: engine})
         self.stream, self.window = stream, int(window)
         self._segments: list[tuple[str, int]] = []  # (OOD set, first sample)

@@ -15,6 +15,8 @@ import os
 import warnings
 import zipfile
 
+from ..core.errors import UserError
+
 __all__ = ["OPENAI_FORMS", "OPENAI_INTEGER_ENTRIES", "checkpoint_form", "read_openai_state_dict"]
 
 OPENAI_FORMS = ("openai-torchscript", "openai-state-dict")
@@ -43,8 +45,8 @@ def _load(path: str):
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)  # torch's legacy (non-zip) format
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"cannot read the checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
-                         f"{_EXPECTED}") from None
+        raise UserError(f"cannot read the checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
+                        f"{_EXPECTED}") from None
 
 
 def _state_dict(loaded, path: str) -> tuple[dict, bool]:
@@ -52,7 +54,7 @@ def _state_dict(loaded, path: str) -> tuple[dict, bool]:
     wrapped = isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict)
     state = loaded["state_dict"] if wrapped else loaded
     if not isinstance(state, dict) or not state:
-        raise ValueError(f"the checkpoint {path} holds {type(state).__name__}, not a state dict; expected {_EXPECTED}")
+        raise UserError(f"the checkpoint {path} holds {type(state).__name__}, not a state dict; expected {_EXPECTED}")
     return state, wrapped
 
 

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..classnames import class_names, class_names_sha256
+from ..core.errors import MissingFileError, UserError, UserTypeError
 from ..corpus import Corpus, load_corpus
 from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
@@ -171,13 +172,13 @@ def _check_model(model_name: str, pretrained: str | None) -> None:
     import open_clip
 
     if model_name not in open_clip.list_models():
-        raise ValueError(f"unknown open_clip model '{model_name}'; choose one of open_clip.list_models() (e.g. "
-                         "ViT-B-16) or register a config with open_clip.add_model_config(path)")
+        raise UserError(f"unknown open_clip model '{model_name}'; choose one of open_clip.list_models() (e.g. "
+                        "ViT-B-16) or register a config with open_clip.add_model_config(path)")
     is_file = pretrained is not None and os.path.isfile(pretrained)
     if pretrained and not is_file and not open_clip.get_pretrained_cfg(model_name, pretrained):
         tags = open_clip.list_pretrained_tags_by_model(model_name)
-        raise ValueError(f"'{pretrained}' is neither a file nor a pretrained tag of {model_name}; "
-                         f"tags: {', '.join(tags) or 'none'}")
+        raise UserError(f"'{pretrained}' is neither a file nor a pretrained tag of {model_name}; "
+                        f"tags: {', '.join(tags) or 'none'}")
 
 
 def _open_clip_precision(precision: str) -> str:
@@ -209,9 +210,9 @@ def _load_clip(model_name: str, pretrained: str | None, device, precision: str, 
         try:
             model.load_state_dict(read_openai_state_dict(pretrained))
         except RuntimeError as error:
-            raise ValueError(f"the OpenAI checkpoint {pretrained} does not fit open_clip's {model_name}: "
-                             f"{' '.join(str(error).split())[:600]}; pass the model name of its architecture "
-                             "(e.g. ViT-B-16 for ViT-B-16.pt, RN50 for RN50.pt)") from None
+            raise UserError(f"the OpenAI checkpoint {pretrained} does not fit open_clip's {model_name}: "
+                            f"{' '.join(str(error).split())[:600]}; pass the model name of its architecture "
+                            "(e.g. ViT-B-16 for ViT-B-16.pt, RN50 for RN50.pt)") from None
         model = model.to(device)
     return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
 
@@ -322,7 +323,7 @@ def build_network(settings: TextBankSettings):
     """``create_network`` from its ``TextBankSettings``: (network, preprocess)."""
     device = torch.device(settings.device)
     if settings.precision == "fp16" and device.type != "cuda":
-        raise ValueError(f"precision 'fp16' needs a CUDA device; use 'fp32' or 'official-fp16' on {device}")
+        raise UserError(f"precision 'fp16' needs a CUDA device; use 'fp32' or 'official-fp16' on {device}")
     plan = _plan(settings)
     names, words, model_key = plan.names, plan.corpus, plan.model_key
     logger.info(words.report())
@@ -374,7 +375,7 @@ def plan_text_bank(settings: TextBankSettings | str | None = None, *arguments, *
     if not isinstance(settings, TextBankSettings):
         settings = TextBankSettings(*(() if settings is None else (settings,)), *arguments, **keywords)
     elif arguments or keywords:
-        raise TypeError("plan_text_bank takes a TextBankSettings or create_network's arguments, not both")
+        raise UserTypeError("plan_text_bank takes a TextBankSettings or create_network's arguments, not both")
     return _plan(settings)
 
 
@@ -388,14 +389,14 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
     precision, model_config = settings.precision, settings.model_config
 
     if templates not in TEMPLATES:
-        raise ValueError(f"templates must be one of {TEMPLATES}, got '{templates}'")
+        raise UserError(f"templates must be one of {TEMPLATES}, got '{templates}'")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+        raise UserError(f"precision must be one of {PRECISIONS}, got '{precision}'")
     if transform not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {TRANSFORMS}, got '{transform}'")
+        raise UserError(f"transform must be one of {TRANSFORMS}, got '{transform}'")
     if model_config is not None:
         if not Path(model_config).is_file():
-            raise FileNotFoundError(f"model_config {model_config} does not exist (an open_clip model-config JSON)")
+            raise MissingFileError(f"model_config {model_config} does not exist (an open_clip model-config JSON)")
         open_clip.add_model_config(os.fspath(model_config))
     _check_model(model_name, pretrained)
     names = class_names(id_classes)

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..core.errors import UserError
+
 __all__ = ["TextBankSettings"]
 
 
@@ -55,7 +57,7 @@ class TextBankSettings:
         if unknown:
             hints = [f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
                      for key in unknown for close in [difflib.get_close_matches(str(key), list(field_of), n=1)]]
-            raise ValueError(f"{where}: " + "; ".join(hints) + f". Valid keys: {', '.join(field_of)}")
+            raise UserError(f"{where}: " + "; ".join(hints) + f". Valid keys: {', '.join(field_of)}")
         return cls(**{field_of[key]: value for key, value in mapping.items()})
 
     def arguments(self) -> dict[str, Any]:

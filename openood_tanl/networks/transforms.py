@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from ..core.errors import UserError
+
 __all__ = ["TRANSFORMS", "OFFICIAL_PRE_SIZE_RATIO", "resolve_transform", "build_transform", "ConvertRGB",
            "transform_family", "open_clip_eval_transform", "model_image_size"]
 
@@ -42,7 +44,7 @@ def resolve_transform(transform: str, id_classes, benchmark: str | None = None) 
     """'official' or 'open_clip': ``auto`` is the official transform for the official benchmarks and ID class sets
     (ImageNet, ImageNet-200, Four-OOD, CIFAR-10/100) and open_clip's for anything else."""
     if transform not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+        raise UserError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
     if transform == "auto":
         return "official" if transform_family(id_classes, benchmark) else "open_clip"
     return transform

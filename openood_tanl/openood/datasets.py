@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from ..core.errors import MissingDependencyError
+
 __all__ = ["data_info"]
 
 
@@ -11,7 +13,7 @@ def data_info() -> Mapping:
     try:
         from openood.evaluation_api.datasets import DATA_INFO
     except ImportError as error:
-        raise ImportError(
+        raise MissingDependencyError(
             f"the OpenOOD benchmarks (imagenet, imagenet200, cifar10, cifar100) are read from OpenOOD's own "
             f"definition, but OpenOOD cannot be imported ({error}). Install OpenOOD v1.5 (pip install "
             "git+https://github.com/Jingkang50/OpenOOD), or describe the benchmark with a YAML spec "

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..bank import TextBank, network_device
+from ..core.errors import UserError, UserTypeError
 from ..evaluation.comparison import replay_methods
 from ..evaluation.data import FeatureBenchmark, FeatureSet
 from ..evaluation.protocols import StreamSettings, check_protocol, check_seeds
@@ -64,9 +65,9 @@ def check_network_fits(net, benchmark: str | None, label_count: int | None = Non
     known = _known_set(names) if names else None
     described = f" (the '{known}' class names)" if known else ""
     fix = benchmark if benchmark in BENCHMARK_CLASSES else "<a file of its class names, in label order>"
-    raise ValueError(f"the network scores {count} ID classes{described} but {problem}: build it with "
-                     f"create_network(..., id_classes='{fix}') (in a pipeline config: --network.id_classes {fix}); "
-                     "its ID accuracy and every score would be wrong")
+    raise UserError(f"the network scores {count} ID classes{described} but {problem}: build it with "
+                    f"create_network(..., id_classes='{fix}') (in a pipeline config: --network.id_classes {fix}); "
+                    "its ID accuracy and every score would be wrong")
 
 
 def _as_list(value) -> list | None:
@@ -83,13 +84,13 @@ def evaluator_settings(section: Mapping) -> dict:
     (default mixed), ``seeds`` (default [0]), ``order`` (None) and ``stream_batch_size`` (None = the loader's)."""
     unknown = set(section) - {"name", "ood_scheme", "protocol", "seeds", "order", "stream_batch_size"}
     if unknown:
-        raise ValueError(f"unknown evaluator key(s) {sorted(unknown)}; the test_time evaluator reads name, "
-                         "ood_scheme, protocol, seeds, order, stream_batch_size (configs/evaluators/test_time.yml)")
+        raise UserError(f"unknown evaluator key(s) {sorted(unknown)}; the test_time evaluator reads name, "
+                        "ood_scheme, protocol, seeds, order, stream_batch_size (configs/evaluators/test_time.yml)")
     seeds = _as_list(section.get("seeds"))
     try:
         seeds = None if seeds is None else [int(seed) for seed in seeds]
     except ValueError:
-        raise ValueError(f"evaluator.seeds must be whole numbers, e.g. '0 1 2'; got {section.get('seeds')!r}") \
+        raise UserError(f"evaluator.seeds must be whole numbers, e.g. '0 1 2'; got {section.get('seeds')!r}") \
             from None
     batch = section.get("stream_batch_size")
     return {"protocol": check_protocol(section.get("protocol") or "mixed"),
@@ -101,7 +102,7 @@ def require_engine_postprocessor(postprocessor):
     """Return ``postprocessor`` if the test-time protocol can replay it (one of openood_tanl's: it has
     ``engine_for``), else raise a TypeError."""
     if not callable(getattr(postprocessor, "engine_for", None)):
-        raise TypeError(
+        raise UserTypeError(
             f"the test-time protocol needs an openood_tanl postprocessor (an EnginePostprocessor such as "
             f"TANLPostprocessor; names 'tanl', 'mcm', 'neglabel', 'adaneg'), got {type(postprocessor).__name__}: "
             "it replays cached embeddings through the postprocessor's stateful engine. Evaluate other "
@@ -129,15 +130,15 @@ def encode_loader(net, loader, name: str, *, ood: bool = False, progress: bool =
         if "index" in batch:
             indices.append(torch.as_tensor(batch["index"]).long().cpu())
     if not features:
-        raise ValueError(f"the loader of '{name}' yields no batch")
+        raise UserError(f"the loader of '{name}' yields no batch")
     features, labels = torch.cat(features), torch.cat(labels)
     if indices and sum(map(len, indices)) == len(labels):  # every batch carried its indices
         order = torch.argsort(torch.cat(indices))
         features, labels = features[order.to(features.device)], labels[order]
     elif isinstance(getattr(loader, "sampler", None), torch.utils.data.RandomSampler):
-        raise ValueError(f"the loader of '{name}' shuffles and its batches carry no 'index': the test-time stream "
-                         "would depend on the loader's unseeded order. Pass shuffle=False (the protocol shuffles, "
-                         "seeded) or a dataset whose samples carry their 'index', as OpenOOD's do")
+        raise UserError(f"the loader of '{name}' shuffles and its batches carry no 'index': the test-time stream "
+                        "would depend on the loader's unseeded order. Pass shuffle=False (the protocol shuffles, "
+                        "seeded) or a dataset whose samples carry their 'index', as OpenOOD's do")
     if ood:
         labels = torch.full_like(labels, -1)
     return FeatureSet(name, features, labels)

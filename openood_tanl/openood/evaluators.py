@@ -42,12 +42,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 import torch
 
+from ..core.errors import MissingDependencyError
+
 try:
     from openood.evaluation_api import Evaluator
     from openood.evaluators.ood_evaluator import OODEvaluator
 except ImportError as error:  # OpenOOD is not on PyPI
-    raise ImportError(f"openood_tanl's OpenOOD evaluators need OpenOOD ({error}); it is not on PyPI: pip install "
-                      "git+https://github.com/Jingkang50/OpenOOD") from error
+    raise MissingDependencyError(f"openood_tanl's OpenOOD evaluators need OpenOOD ({error}); it is not on PyPI: "
+                                 "pip install git+https://github.com/Jingkang50/OpenOOD") from error
 from tqdm.auto import tqdm
 
 from ..bank import TextBank, check_network, network_device

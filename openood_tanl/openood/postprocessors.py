@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.errors import MissingDependencyError, UserError
+
 try:
     from openood.postprocessors import BasePostprocessor
 except ImportError as error:  # OpenOOD is not on PyPI
-    raise ImportError(f"openood_tanl's OpenOOD postprocessors need OpenOOD ({error}); it is not on PyPI: pip install "
-                      "git+https://github.com/Jingkang50/OpenOOD") from error
+    raise MissingDependencyError(f"openood_tanl's OpenOOD postprocessors need OpenOOD ({error}); it is not on "
+                                 "PyPI: pip install git+https://github.com/Jingkang50/OpenOOD") from error
 from tqdm.auto import tqdm
 
 from ..bank import check_network, network_device
@@ -175,8 +177,8 @@ class EnginePostprocessor(BasePostprocessor):
     def set_hyperparam(self, hyperparam: list) -> None:
         """Set the swept arguments (one value per ``postprocessor_sweep`` key, in order); the state restarts."""
         if len(hyperparam) != len(self.args_dict):
-            raise ValueError(f"set_hyperparam got {len(hyperparam)} values for the swept keys "
-                             f"{list(self.args_dict)}")
+            raise UserError(f"set_hyperparam got {len(hyperparam)} values for the swept keys "
+                            f"{list(self.args_dict)}")
         swept = {self._swept_arg(key): value.item() if isinstance(value, np.generic) else value
                  for key, value in zip(self.args_dict, hyperparam)}
         self.args = dict(configure(self.name, self.args, **swept).hyperparameters)
@@ -203,7 +205,7 @@ def _check_preset(name: str, config_args) -> None:
     changed = {key: configured[key] for key, value in preset.items() if configured[key] != value}
     if changed:
         entry = get_method(name)
-        raise ValueError(
+        raise UserError(
             f"postprocessor.name '{name}' is the preset {_settings(preset)} ({method_config_path(name).name}), but "
             f"the config's postprocessor_args set {_settings(changed)}: a result labelled '{name}' must be the "
             f"preset. Use configs/postprocessors/{method_config_path(name).name} with postprocessor.name {name}, "

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..core.errors import UserError
+
 __all__ = ["Lookup", "LOOKUPS", "apply", "restore", "register", "register_on_import", "network_from_config",
            "openood_config_root", "network_preprocessor", "NetworkPreprocessor",
            "built_by_pipeline", "network_settings", "NETWORKS", "EVALUATORS", "NETWORK_KEY_NAMES",
@@ -267,7 +269,7 @@ def apply(scope: str = "api") -> bool:
     """Wrap the lookups of ``scope`` (``api``, ``pipeline`` or ``all``) and add our postprocessors to OpenOOD's
     evaluation API table. Idempotent; returns False (and changes nothing) when OpenOOD does not import."""
     if scope not in ("api", "pipeline", "all"):
-        raise ValueError(f"scope must be 'api', 'pipeline' or 'all', got '{scope}'")
+        raise UserError(f"scope must be 'api', 'pipeline' or 'all', got '{scope}'")
     try:
         import openood.evaluation_api.postprocessor as api_postprocessor
 

@@ -534,7 +534,7 @@ def test_overwriting_removes_the_old_record_before_writing(tree, capsys, tmp_pat
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(cli, "_write_record", fail)
+    monkeypatch.setattr(cli.writers, "write_record", fail)
     code, _, err = _run(_eval(tree, "--out", str(out), "--set", "num_negatives=100", "--overwrite"), capsys)
     assert code == 2 and "disk full" in err
     assert not record.exists()  # no record vouches for files of another run
@@ -578,7 +578,7 @@ def test_interrupting_prints_one_line(tree, capsys, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_eval", interrupted)  # the parser binds the command when main() builds it
+    monkeypatch.setattr(cli.commands, "cmd_eval", interrupted)  # the parser binds the command when main() builds it
     code, _, err = _run(_eval(tree), capsys)
     assert code == 130 and err.strip() == "openood-tanl eval: interrupted"
 

@@ -67,7 +67,7 @@ def test_the_single_method_sweep_still_works_and_warns(small):
 
 def test_demo_command_writes_its_files(small, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(openood_tanl.synthetic, "synthetic_benchmark", lambda seed=0: small)
-    monkeypatch.setattr(cli, "DEFAULT_SWEEP_VALUES", (100, 500))
+    monkeypatch.setattr(cli.commands, "DEFAULT_SWEEP_VALUES", (100, 500))
     assert cli.main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out

@@ -10,7 +10,7 @@ ENGINES = {"TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg"}
 TOP_LEVEL = ENGINES | {
     "Engine", "Lockstep", "list_methods", "configure", "create_engine", "create_lockstep", "config_root",
     "TextBank", "TextBankNetwork", "create_network", "CLIPNetwork", "class_names", "TANLPostprocessor",
-    "TestTimeEvaluator",
+    "TestTimeEvaluator", "UserError",
 }
 CORE = ENGINES | {"Engine", "OfficialName", "Lockstep"}
 CORPUS_FUNCTIONS = {"Corpus", "CorpusWarning", "load_corpus", "build_corpus", "read_word_list", "read_neglabel_folder",

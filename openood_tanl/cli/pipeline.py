@@ -1,0 +1,286 @@
+"""The one run every command is: out folder -> methods -> plan (device, images, class names, text bank) -> record
+-> claim -> load -> replay -> write. ``Pipeline.run`` sequences the steps; a command declares what its steps do.
+
+Everything is checked before any model is loaded; the load step builds each method's engine against the text bank
+before any image is encoded.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..methods import configure
+from . import writers
+from .status import UsageError
+
+__all__ = ["Pipeline", "Job", "parse_overrides", "method_label", "configure_methods", "plan_benchmark",
+           "plan_benchmarks", "stream_settings", "load_features", "run_record_of", "run_methods"]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["gap=0.5", "alpha=0"]`` -> ``{"gap": 0.5, "alpha": 0}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects key=value, got '{pair}' (e.g. --set gap=0.5)")
+        if key.strip() in overrides:
+            raise UsageError(f"--set gives '{key.strip()}' twice ({pair} and {key.strip()}="
+                             f"{overrides[key.strip()]}); give it once")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise UsageError(f"--set {pair}: the value of '{key.strip()}' is not a number or word ({error})") from None
+    return overrides
+
+
+def method_label(method: str) -> str:
+    """How tables name a method: its registry name, or a YAML's file name without extension."""
+    return Path(method).stem if method.endswith((".yml", ".yaml")) else method
+
+
+def configure_methods(methods: list[str]) -> dict[str, Any]:
+    """--methods -> {table label: MethodConfig} (every name and hyperparameter checked)."""
+    labels = [method_label(m) for m in methods]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise UsageError(f"--methods names {repeated} more than once (a YAML counts by its file name); name each "
+                         "method once")
+    return {label: configure(method) for label, method in zip(labels, methods)}
+
+
+# ---------------------------------------------------------------------------------------------- plan
+@dataclass
+class Job:
+    """One benchmark, checked and described before any model is loaded."""
+
+    images: Any  # ImageBenchmark, its ID labels matched to the class names
+    id_classes: Any  # the class-name spec
+    plan: Any  # TextBankPlan: class names, corpus, provenance of the text bank and the image transform
+    benchmark: str  # as named on the command line (decides the image transform)
+    stream_sizes: Any = None  # {OOD set: {"id": n, "ood": m}} for runs that stream
+
+    @property
+    def name(self) -> str:
+        return self.images.name
+
+
+def _id_classes(args, benchmark: str) -> Any:
+    if args.id_classes:
+        return args.id_classes
+    name = Path(benchmark).name
+    if name in ("imagenet", "imagenet200", "cifar10", "cifar100"):
+        return name
+    if name in ("four-ood", "imagenet-four-ood"):
+        return "imagenet"
+    raise UsageError(f"pass --id-classes for benchmark '{benchmark}' (a built-in set name or a text file with one "
+                     "class name a line, in label order)")
+
+
+def _check_cache_dir(args) -> None:
+    """The cache folder (--cache-dir, else the default) is a folder this run can create and write, or a
+    UsageError naming it and the fix, before any model loads."""
+    from ..embedding_cache import default_cache_dir
+
+    folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    flag = "--cache-dir" if args.cache_dir else "the cache folder ($OPENOOD_TANL_CACHE or ~/.cache/openood_tanl)"
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {folder} is a file; point --cache-dir at a folder")
+    existing = next((parent for parent in (folder, *folder.parents) if parent.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {folder} is not writable ({existing} is not); point --cache-dir at a folder you "
+                         "can write")
+
+
+def _device(args):
+    import torch
+
+    from ..evaluation import distributed
+
+    try:
+        device = torch.device(distributed.device_for(args.device))
+    except RuntimeError as error:
+        raise UsageError(f"--device {args.device}: {error}") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise UsageError(f"--device {args.device}: this machine has {found} CUDA device(s) that torch can use; pass "
+                         "--device cpu (or auto)")
+    if args.precision == "fp16" and device.type != "cuda":
+        raise UsageError(f"--precision fp16 needs a CUDA device; this run uses {device} (use fp32, or official-fp16 "
+                         "for the authors' numerics)")
+    return device
+
+
+def plan_benchmark(args, benchmark: str) -> Job:
+    """Device, cache folder, images (every file listed, present and opening), class names against the ID labels,
+    protocol and stream sizes, text bank: all checked, nothing encoded."""
+    from ..classnames import class_names
+    from ..evaluation.datasets import check_images_open, load_benchmark, match_id_classes
+    from ..evaluation.protocols import check_settings
+    from ..networks import plan_text_bank
+
+    _device(args)  # a device this machine lacks is named before anything else
+    _check_cache_dir(args)
+    images = load_benchmark(benchmark, args.data_root)
+    spec = _id_classes(args, benchmark)
+    images, mapping = match_id_classes(images, class_names(spec))
+    print(mapping)
+    check_settings(stream_settings(args), [s.name for _, s in images.ood_sets()], getattr(args, "seeds", None))
+    sizes = None
+    if hasattr(args, "protocol"):  # a run that streams (not extract): its streams' sizes, thin ones warned about
+        from ..evaluation.streams import stream_sizes
+
+        sizes = stream_sizes(len(images.id_set), {s.name: len(s) for _, s in images.ood_sets()},
+                             stream_settings(args))
+    check_images_open(images)
+    plan = plan_text_bank(args.model, args.pretrained, spec, args.corpus, corpus_rules=args.corpus_rules,
+                          templates=args.templates, transform=args.transform, benchmark=benchmark,
+                          precision=args.precision, quick_gelu=args.quick_gelu,
+                          model_config=args.model_config)
+    return Job(images, spec, plan, benchmark, sizes)
+
+
+def plan_benchmarks(args, names: list[str]) -> list[Job]:
+    """``plan_benchmark`` of each name; a name given twice, or two specs of one ``name``, is a UsageError."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--benchmarks names {repeated} more than once; name each benchmark once")
+    jobs = [plan_benchmark(args, name) for name in names]
+    labels = [job.name for job in jobs]
+    clashes = sorted({label for label in labels if labels.count(label) > 1})
+    if clashes:
+        raise UsageError(f"two benchmarks are both called {clashes}; give each spec its own 'name'")
+    return jobs
+
+
+def stream_settings(args, trace_window: int | None = None):
+    """The command line's protocol options as ``StreamSettings``."""
+    from ..evaluation.protocols import StreamSettings
+
+    order = getattr(args, "order", None)
+    return StreamSettings(getattr(args, "protocol", "mixed"), getattr(args, "batch_size", 256),
+                          tuple(order) if order else None, getattr(args, "id_ood_ratio", None), trace_window)
+
+
+def run_record_of(methods: dict, jobs: list, args, **extra) -> dict:
+    """The run record of ``methods`` on the benchmarks of ``jobs``: text banks, images per set, the protocol."""
+    from ..evaluation.datasets import image_summary
+    from ..provenance import run_record
+
+    return run_record(methods=methods, text_banks={job.name: job.plan.provenance for job in jobs},
+                      images={job.name: image_summary(job.images) for job in jobs},
+                      streams={job.name: job.stream_sizes for job in jobs if job.stream_sizes}, protocol=args.protocol,
+                      seeds=args.seeds, batch_size=args.batch_size, order=getattr(args, "order", None),
+                      id_ood_ratio=getattr(args, "id_ood_ratio", None), **extra)
+
+
+# ---------------------------------------------------------------------------------------------- load and replay
+def load_features(args, job: Job, methods=()) -> tuple[Any, Any]:
+    """The network (text bank from its cache), each method's engine (built once against the text bank, before any
+    image is encoded, for the bounds that need it), then the benchmark's features (encoded once, then cached)."""
+    from ..bank import TextBank
+    from ..embedding_cache import default_cache_dir
+    from ..evaluation import distributed
+    from ..evaluation.extraction import extract_benchmark
+    from ..networks import create_network
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
+        net, preprocess = create_network(args.model, args.pretrained, job.id_classes, args.corpus, _device(args),
+                                         cache_dir, corpus_rules=args.corpus_rules, templates=args.templates,
+                                         transform=args.transform, benchmark=job.benchmark, precision=args.precision,
+                                         quick_gelu=args.quick_gelu,
+                                         model_config=args.model_config)
+    bank = TextBank.of(net)
+    for method in methods:
+        method.engine(bank)  # bounds that need the text bank (e.g. num_negatives <= corpus size)
+    features = extract_benchmark(net, preprocess, job.images, cache_dir, net.model_key, batch_size=args.batch_size,
+                                 num_workers=args.workers, verify=args.verify)
+    return bank, features
+
+
+def run_methods(methods: dict, data: list, *, protocol: str, seeds: list[int], batch_size: int, order=None,
+                id_ood_ratio=None, workers: int = 1):
+    """Every method (label -> MethodConfig) on every (text bank, features) pair, in lockstep: ``compare_methods``'
+    long table."""
+    import pandas as pd
+
+    from ..evaluation.comparison import compare_methods
+
+    return pd.concat([compare_methods(methods, bank, benchmark, protocol=protocol, seeds=seeds,
+                                      batch_size=batch_size, order=order, id_ood_ratio=id_ood_ratio, workers=workers)
+                      for bank, benchmark in data], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------- the run
+class Pipeline:
+    """One run of a command. ``run()`` calls the steps in order; a command overrides the steps it needs
+    (``configure``, ``benchmarks``, ``outputs`` and ``write`` at least), each reading ``self.args`` and what the
+    steps before it set: ``out``, ``methods``, ``jobs``, ``outputs``, ``data``."""
+
+    def __init__(self, args):
+        self.args = args
+        self.out: Path | None = None
+        self.methods: dict = {}
+        self.jobs: list[Job] = []
+        self.outputs: list[writers.Output] = []
+        self.data: list = []
+
+    def run(self) -> None:
+        self.out = self.out_folder()
+        self.methods = self.configure()
+        self.jobs = self.plan()
+        self.outputs = self.records()
+        with writers.output_errors(self._folders()):
+            for output in self.outputs:
+                folder = output.folder if output.flag is None else writers.check_out(output.folder, output.flag)
+                writers.claim_outputs(folder, output.stem, output.files, output.record, self.args.overwrite)
+        self.announce()
+        self.data = self.load()
+        result = self.replay()
+        with writers.output_errors(self._folders()):
+            self.write(result)
+
+    def _folders(self) -> list[Path]:
+        folders = [self.out, *(output.folder for output in self.outputs)]
+        return list(dict.fromkeys(folder for folder in folders if folder is not None))
+
+    # the steps, in order
+    def out_folder(self) -> Path | None:
+        return writers.check_out(self.args.out)
+
+    def configure(self) -> dict:
+        """{table label: MethodConfig}, and the command's other argument checks that need no benchmark."""
+        return configure_methods(self.args.methods)
+
+    def benchmarks(self) -> list[str]:
+        return self.args.benchmarks
+
+    def plan(self) -> list[Job]:
+        return plan_benchmarks(self.args, self.benchmarks())
+
+    def records(self) -> list[writers.Output]:
+        """The files this run writes, each set with the run record that vouches for it."""
+        return []
+
+    def announce(self) -> None:
+        """What is about to run, printed once everything is checked."""
+
+    def engines(self) -> Iterable:
+        """The method configurations built against each text bank before any image is encoded."""
+        return self.methods.values()
+
+    def load(self) -> list:
+        return [load_features(self.args, job, self.engines()) for job in self.jobs]
+
+    def replay(self) -> Any:
+        return run_methods(self.methods, self.data, protocol=self.args.protocol, seeds=self.args.seeds,
+                           batch_size=self.args.batch_size, order=self.args.order,
+                           id_ood_ratio=self.args.id_ood_ratio, workers=self.args.stream_workers)
+
+    def write(self, result) -> None:
+        raise NotImplementedError
