@@ -5,6 +5,7 @@ import json
 import re
 from typing import Any
 
+from ..evaluation.datasets import FOUR_OOD_NAMES
 from ..evaluation.protocols import STREAM_ARGUMENTS
 from ..evaluation.reproduce import EXPECTED_SPREAD
 from . import writers
@@ -42,11 +43,10 @@ def _replay(methods: dict, bank, benchmark, settings, seeds, workers: int = 1):
     """One lockstep replay of ``methods`` (label -> MethodConfig) on ``benchmark``: a ``Replay``."""
     import functools
 
-    from ..evaluation.replay import replay_streams
+    from ..evaluation.replay import replay
     from ..methods import create_lockstep
 
-    return replay_streams(functools.partial(create_lockstep, methods, bank), benchmark, settings, seeds=seeds,
-                          workers=workers)
+    return replay(functools.partial(create_lockstep, methods, bank), benchmark, settings, seeds=seeds, workers=workers)
 
 
 class Demo(Pipeline):
@@ -60,7 +60,8 @@ class Demo(Pipeline):
         print(f"openood-tanl demo: {SYNTHETIC_NOTICE}")
         self.bank, self.benchmark = synthetic_benchmark(seed=self.args.seed)
         methods = configure_methods(["mcm", "neglabel", "adaneg", "tanl"])
-        self.settings = dict(protocol="mixed", seeds=[self.args.seed], batch_size=256)
+        self.stream = StreamSettings("mixed", 256)
+        self.settings = dict(protocol=self.stream.protocol, seeds=[self.args.seed], batch_size=self.stream.batch_size)
         self.sweep_methods = configure_methods(["tanl", "neglabel"])
         self.values = list(DEFAULT_SWEEP_VALUES)
         self.trace_methods = configure_methods(["tanl", "adaneg"])
@@ -97,14 +98,15 @@ class Demo(Pipeline):
         return [(self.bank, self.benchmark)]
 
     def replay(self) -> dict:
-        from ..evaluation.comparison import sweep_methods
+        from ..evaluation.comparison import sweep
 
         argument, orders = DEMO_ORDER_SWEEP
-        return {"leaderboard": run_methods(self.methods, self.data, **self.settings),
-                "sweep": sweep_methods(self.sweep_methods, "num_negatives", self.values, self.bank, self.benchmark,
-                                       **self.settings),
-                "sweep-order": sweep_methods(self.sweep_methods, argument, orders, self.bank, self.benchmark,
-                                             **self.settings),
+        seeds = [self.args.seed]
+        return {"leaderboard": run_methods(self.methods, self.data, self.stream, seeds=seeds),
+                "sweep": sweep(self.sweep_methods, "num_negatives", self.values, self.bank, self.benchmark,
+                               self.stream, seeds=seeds),
+                "sweep-order": sweep(self.sweep_methods, argument, orders, self.bank, self.benchmark, self.stream,
+                                     seeds=seeds),
                 "trace": _replay(self.trace_methods, self.bank, self.benchmark, self.trace_settings,
                                  [self.args.seed])}
 
@@ -266,12 +268,11 @@ class Sweep(Pipeline):
         return [method.replace(**{self.args.argument: v}) for method in self.methods.values() for v in self.values]
 
     def replay(self) -> dict:
-        from ..evaluation.comparison import sweep_methods
+        from ..evaluation.comparison import sweep
 
         (bank, benchmark), args = self.data[0], self.args
-        return sweep_methods(self.methods, args.argument, self.values, bank, benchmark, protocol=args.protocol,
-                             seeds=args.seeds, batch_size=args.batch_size, order=args.order,
-                             id_ood_ratio=args.id_ood_ratio, workers=args.stream_workers)
+        return sweep(self.methods, args.argument, self.values, bank, benchmark, stream_settings(args),
+                     seeds=args.seeds, workers=args.stream_workers)
 
     def write(self, result: dict) -> None:
         _, benchmark = self.data[0]
@@ -289,7 +290,7 @@ class Reproduce(Pipeline):
         from ..evaluation.reproduce import setting_differences
 
         args, (job,) = self.args, self.jobs
-        self.paper = "four-ood" if job.name in ("four-ood", "imagenet-four-ood") else job.name
+        self.paper = "four-ood" if job.name in FOUR_OOD_NAMES else job.name
         setting = {"model": args.model, "pretrained": args.pretrained, "precision": args.precision,
                    "transform": job.plan.provenance["image_transform"]["name"],
                    "templates": args.templates, "protocol": args.protocol, "seeds": args.seeds,

@@ -9,6 +9,7 @@ import os
 import sys
 
 from ..core.errors import UserError
+from ..log import show_messages
 from .parser import build_parser
 from .status import ExitStatus
 from .writers import release_outputs
@@ -31,6 +32,7 @@ def _one_line(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run ``openood-tanl`` with ``argv`` (default: the command line); returns the exit status."""
     args = build_parser().parse_args(argv)  # argparse reports its own usage errors (exit code 2)
+    show_messages("stdout")  # the package's notices (text-bank encoding, corpus report) beside the command's output
     debug = getattr(args, "debug", False) or os.environ.get("OPENOOD_TANL_DEBUG", "") not in ("", "0")
     try:
         import torch

@@ -61,7 +61,7 @@ class Job:
     images: Any  # ImageBenchmark, its ID labels matched to the class names
     id_classes: Any  # the class-name spec
     plan: Any  # TextBankPlan: class names, corpus, provenance of the text bank and the image transform
-    benchmark: str  # as named on the command line (decides the image transform)
+    text_bank: Any  # TextBankSettings: the network and text bank the command line asks for (device and cache apart)
     stream_sizes: Any = None  # {OOD set: {"id": n, "ood": m}} for runs that stream
 
     @property
@@ -72,10 +72,12 @@ class Job:
 def _id_classes(args, benchmark: str) -> Any:
     if args.id_classes:
         return args.id_classes
+    from ..evaluation.datasets import FOUR_OOD_NAMES, OPENOOD_BENCHMARKS
+
     name = Path(benchmark).name
-    if name in ("imagenet", "imagenet200", "cifar10", "cifar100"):
+    if name in OPENOOD_BENCHMARKS:
         return name
-    if name in ("four-ood", "imagenet-four-ood"):
+    if name in FOUR_OOD_NAMES:
         return "imagenet"
     raise UsageError(f"pass --id-classes for benchmark '{benchmark}' (a built-in set name or a text file with one "
                      "class name a line, in label order)")
@@ -137,11 +139,18 @@ def plan_benchmark(args, benchmark: str) -> Job:
         sizes = stream_sizes(len(images.id_set), {s.name: len(s) for _, s in images.ood_sets()},
                              stream_settings(args))
     check_images_open(images)
-    plan = plan_text_bank(args.model, args.pretrained, spec, args.corpus, corpus_rules=args.corpus_rules,
-                          templates=args.templates, transform=args.transform, benchmark=benchmark,
-                          precision=args.precision, quick_gelu=args.quick_gelu,
-                          model_config=args.model_config)
-    return Job(images, spec, plan, benchmark, sizes)
+    settings = text_bank_settings(args, spec, benchmark)
+    return Job(images, spec, plan_text_bank(settings), settings, sizes)
+
+
+def text_bank_settings(args, id_classes, benchmark: str):
+    """The command line's model, weights, class names, corpus, prompts, transform and precision as
+    ``TextBankSettings`` (``benchmark`` as named on the command line: it decides the image transform)."""
+    from ..networks import TextBankSettings
+
+    return TextBankSettings(args.model, args.pretrained, id_classes, args.corpus, corpus_rules=args.corpus_rules,
+                            templates=args.templates, transform=args.transform, benchmark=benchmark,
+                            precision=args.precision, quick_gelu=args.quick_gelu, model_config=args.model_config)
 
 
 def plan_benchmarks(args, names: list[str]) -> list[Job]:
@@ -161,9 +170,8 @@ def stream_settings(args, trace_window: int | None = None):
     """The command line's protocol options as ``StreamSettings``."""
     from ..evaluation.protocols import StreamSettings
 
-    order = getattr(args, "order", None)
-    return StreamSettings(getattr(args, "protocol", "mixed"), getattr(args, "batch_size", 256),
-                          tuple(order) if order else None, getattr(args, "id_ood_ratio", None), trace_window)
+    return StreamSettings.from_keywords(getattr(args, "protocol", "mixed"), getattr(args, "batch_size", 256),
+                                        getattr(args, "order", None), getattr(args, "id_ood_ratio", None), trace_window)
 
 
 def run_record_of(methods: dict, jobs: list, args, **extra) -> dict:
@@ -186,15 +194,11 @@ def load_features(args, job: Job, methods=()) -> tuple[Any, Any]:
     from ..embedding_cache import default_cache_dir
     from ..evaluation import distributed
     from ..evaluation.extraction import extract_benchmark
-    from ..networks import create_network
+    from ..networks import build_network
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
-        net, preprocess = create_network(args.model, args.pretrained, job.id_classes, args.corpus, _device(args),
-                                         cache_dir, corpus_rules=args.corpus_rules, templates=args.templates,
-                                         transform=args.transform, benchmark=job.benchmark, precision=args.precision,
-                                         quick_gelu=args.quick_gelu,
-                                         model_config=args.model_config)
+        net, preprocess = build_network(job.text_bank.replace(device=_device(args), cache_dir=cache_dir))
     bank = TextBank.of(net)
     for method in methods:
         method.engine(bank)  # bounds that need the text bank (e.g. num_negatives <= corpus size)
@@ -203,16 +207,14 @@ def load_features(args, job: Job, methods=()) -> tuple[Any, Any]:
     return bank, features
 
 
-def run_methods(methods: dict, data: list, *, protocol: str, seeds: list[int], batch_size: int, order=None,
-                id_ood_ratio=None, workers: int = 1):
-    """Every method (label -> MethodConfig) on every (text bank, features) pair, in lockstep: ``compare_methods``'
-    long table."""
+def run_methods(methods: dict, data: list, settings, *, seeds: list[int], workers: int = 1):
+    """Every method (label -> MethodConfig) on every (text bank, features) pair under ``settings``
+    (``StreamSettings``), in lockstep: ``comparison.compare``'s long table."""
     import pandas as pd
 
-    from ..evaluation.comparison import compare_methods
+    from ..evaluation.comparison import compare
 
-    return pd.concat([compare_methods(methods, bank, benchmark, protocol=protocol, seeds=seeds,
-                                      batch_size=batch_size, order=order, id_ood_ratio=id_ood_ratio, workers=workers)
+    return pd.concat([compare(methods, bank, benchmark, settings, seeds=seeds, workers=workers)
                       for bank, benchmark in data], ignore_index=True)
 
 
@@ -278,9 +280,8 @@ class Pipeline:
         return [load_features(self.args, job, self.engines()) for job in self.jobs]
 
     def replay(self) -> Any:
-        return run_methods(self.methods, self.data, protocol=self.args.protocol, seeds=self.args.seeds,
-                           batch_size=self.args.batch_size, order=self.args.order,
-                           id_ood_ratio=self.args.id_ood_ratio, workers=self.args.stream_workers)
+        return run_methods(self.methods, self.data, stream_settings(self.args), seeds=self.args.seeds,
+                           workers=self.args.stream_workers)
 
     def write(self, result) -> None:
         raise NotImplementedError

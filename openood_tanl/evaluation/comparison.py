@@ -28,7 +28,7 @@ from .protocols import STREAM_ARGUMENTS, StreamSettings
 from .replay import replay
 from .tables import is_group_mean, save_figure
 
-__all__ = ["replay_methods", "compare_methods", "sweep", "sweep_methods", "sweep_axis", "plot_sweep"]
+__all__ = ["replay_methods", "compare", "compare_methods", "sweep", "sweep_methods", "sweep_axis", "plot_sweep"]
 
 
 def replay_methods(methods: Mapping[Any, Any], bank, benchmark: FeatureBenchmark,
@@ -55,6 +55,13 @@ def compare_methods(methods: Mapping[str, Any], bank, benchmark: FeatureBenchmar
     the same results).
     """
     settings = StreamSettings.from_keywords(protocol, batch_size, order, id_ood_ratio)
+    return compare(methods, bank, benchmark, settings, seeds=seeds, workers=workers, lockstep=lockstep)
+
+
+def compare(methods: Mapping[str, Any], bank, benchmark: FeatureBenchmark, settings: StreamSettings = StreamSettings(),
+            *, seeds: Iterable[int] = (0,), workers: int = 1, lockstep: bool = True) -> pd.DataFrame:
+    """``compare_methods`` under ``settings``: the long table (method, benchmark, dataset, group, metrics
+    [, *_std]) of ``replay_methods``."""
     tables = replay_methods(methods, bank, benchmark, settings, seeds=seeds, workers=workers, lockstep=lockstep)
     table = pd.concat([tables[label][0].reset_index().assign(method=label, benchmark=benchmark.name)
                        for label in methods], ignore_index=True)
