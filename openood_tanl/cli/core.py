@@ -1,10 +1,12 @@
 """``main()``: parse the command line, run the command, turn its end into one line and an exit status.
 
-A ``UserError`` (the user's to fix) is one line on stderr and exit 2; any other exception is an internal error, a
-bug to report, exit 1; Ctrl-C is exit 130. ``--debug`` or ``OPENOOD_TANL_DEBUG=1`` re-raises instead.
+A ``UserError`` (the user's to fix) or an OS error on a named file (permission denied, disk full, ...) is one line
+on stderr and exit 2; any other exception is an internal error, a bug to report, exit 1; Ctrl-C is exit 130.
+``--debug`` or ``OPENOOD_TANL_DEBUG=1`` re-raises instead.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -29,6 +31,13 @@ def _one_line(error: BaseException) -> str:
     return text
 
 
+def _about_a_file(error: BaseException) -> bool:
+    """An OS error on a named file or folder (not found, permission denied, disk full, read-only file system): the
+    machine's or the user's to fix, not a bug."""
+    return isinstance(error, OSError) and error.filename is not None and error.errno in (
+        errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``openood-tanl`` with ``argv`` (default: the command line); returns the exit status."""
     args = build_parser().parse_args(argv)  # argparse reports its own usage errors (exit code 2)
@@ -47,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         release_outputs(failed=True)
         if debug:
             raise
-        user = isinstance(error, UserError)
+        user = isinstance(error, UserError) or _about_a_file(error)
         what = "error" if user else f"internal error (a bug in openood-tanl; please report it): {type(error).__name__}"
         print(f"openood-tanl {args.command}: {what}: {_one_line(error)}", file=sys.stderr)
         print(DEBUG_HINT, file=sys.stderr)

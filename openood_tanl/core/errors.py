@@ -6,7 +6,7 @@ internal error (exit code 1). The subclasses also derive from the builtin a call
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "UserTypeError", "MissingFileError", "MissingDependencyError"]
+__all__ = ["UserError", "UserTypeError", "MissingFileError", "MissingDependencyError", "SetupError"]
 
 
 class UserError(ValueError):
@@ -23,3 +23,8 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class MissingDependencyError(UserError, ImportError):
     """An optional library a feature needs (OpenOOD, open_clip) is not installed; the message names the install."""
+
+
+class SetupError(UserError, RuntimeError):
+    """The machine is not set up for what was asked (weights that cannot be downloaded offline, torchrun's
+    environment, a device); the message names the fix."""

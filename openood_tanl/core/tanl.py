@@ -235,11 +235,9 @@ class TANL:
         """
         features, norms = batch_rows(image_features, self.id_text)
         logits = self._logits(features)
-        corpus_logits = logits[:, self.num_classes:]
         # The one host read before the confident-row counts: the extremes of the batch's norms (the L2 policy) and of
-        # its corpus logits (they bound the span of any row of negatives: float32 or float64 exponentials).
-        extremes = torch.stack([*torch.aminmax(norms), corpus_logits.amax(), corpus_logits.amin()])
-        low, high, top, bottom = extremes.tolist()
+        # its logits (they bound the span of any row of negatives: float32 or float64 exponentials).
+        low, high, bottom, top = torch.stack([*torch.aminmax(norms), *torch.aminmax(logits)]).tolist()
         checked = settled_rows("image_features", features, norms, low, high, owner=self)
         if checked is not features:  # normalised for the caller (warned): its logits again
             return self.step_logits(checked, self._logits(checked))
@@ -261,13 +259,14 @@ class TANL:
             logits: [B, C + N] = (logit_scale * features) @ [ID | corpus].T.
             softmax: ``torch.softmax(logits, 1)``, or a zero-argument function returning it (computed here, in a
                 reused buffer, when None).
-            float32_exponentials: whether the corpus logits of every row span less than ``FLOAT32_EXPONENT_RANGE``
-                (a bound will do), when the caller has read it; None reads it here (one more host sync).
+            float32_exponentials: whether every row of negatives' logits spans less than ``FLOAT32_EXPONENT_RANGE``
+                (a bound will do: the batch's logits' span), when the caller has read it; None reads it here (one
+                more host sync).
         """
         pred = logits[:, : self.num_classes].argmax(dim=1)
         if float32_exponentials is None:
-            corpus_logits = logits[:, self.num_classes:]
-            float32_exponentials = float(corpus_logits.amax() - corpus_logits.amin()) < FLOAT32_EXPONENT_RANGE
+            bottom, top = torch.stack(torch.aminmax(logits)).tolist()
+            float32_exponentials = top - bottom < FLOAT32_EXPONENT_RANGE
 
         id_mean, ood_mean = self._id_memory.mean(), self._ood_memory.mean()
         id_lse = id_logsumexp(logits[:, : self.num_classes])  # shared by both scores of this batch
@@ -335,7 +334,7 @@ class TANL:
                float32_exponentials: bool | None = None) -> torch.Tensor:
         """Activation-aware score [R] (float32) of [R, C + N] logits under the ranked negatives ``selected``."""
         id_logits = logits[:, : self.num_classes]
-        negative_logits = gather_columns(logits, selected + self.num_classes, self._workspaces, "negatives")
+        negative_logits = gather_columns(logits[:, self.num_classes:], selected, self._workspaces, "negatives")
         return activation_aware_score(id_logits, negative_logits, self.score_step, id_lse=id_lse,
                                       workspaces=self._workspaces, float32_exponentials=float32_exponentials).float()
 

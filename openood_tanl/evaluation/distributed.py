@@ -23,6 +23,8 @@ import os
 
 import torch
 
+from ..core.errors import SetupError
+
 __all__ = ["init_from_env", "is_initialised", "is_distributed", "rank", "world_size", "local_rank",
            "is_main_process", "barrier", "main_process_first", "device_for", "destroy", "DEFAULT_TIMEOUT"]
 
@@ -41,7 +43,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value) if value.strip() else default
     except ValueError:
-        raise RuntimeError(f"environment variable {name}={value!r} is not an integer") from None
+        raise SetupError(f"environment variable {name}={value!r} is not an integer") from None
 
 
 def init_from_env(backend: str | None = None, timeout: datetime.timedelta | float | None = None) -> bool:
@@ -63,19 +65,19 @@ def init_from_env(backend: str | None = None, timeout: datetime.timedelta | floa
     if world <= 1:
         return False
     if dist is None:
-        raise RuntimeError(f"WORLD_SIZE={world} but this torch build has no torch.distributed support")
+        raise SetupError(f"WORLD_SIZE={world} but this torch build has no torch.distributed support")
     missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
     if missing:
-        raise RuntimeError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: start the program with torchrun "
-                           "(e.g. torchrun --nproc_per_node=2 -m openood_tanl.cli extract ...)")
+        raise SetupError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: start the program with torchrun "
+                         "(e.g. torchrun --nproc_per_node=2 -m openood_tanl.cli extract ...)")
     cuda = torch.cuda.is_available()
     backend = backend or ("nccl" if cuda else "gloo")
     if backend == "nccl":
         if not cuda:
-            raise RuntimeError("the nccl backend needs CUDA; use backend='gloo' on CPUs")
+            raise SetupError("the nccl backend needs CUDA; use backend='gloo' on CPUs")
         if local_rank() >= torch.cuda.device_count():
-            raise RuntimeError(f"LOCAL_RANK={local_rank()} but only {torch.cuda.device_count()} CUDA device(s) are "
-                               "visible: start at most one process per GPU (--nproc_per_node)")
+            raise SetupError(f"LOCAL_RANK={local_rank()} but only {torch.cuda.device_count()} CUDA device(s) are "
+                             "visible: start at most one process per GPU (--nproc_per_node)")
         torch.cuda.set_device(local_rank())
     if timeout is None:
         timeout = _env_int("OPENOOD_TANL_DIST_TIMEOUT", int(DEFAULT_TIMEOUT.total_seconds()))

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..core.errors import UserError
+from ..core.errors import SetupError, UserError
 from ..embedding_cache import default_cache_dir
 from . import distributed as _distributed
 from .data import FeatureBenchmark, FeatureSet, ImageBenchmark, ImageList
@@ -160,7 +160,7 @@ def _group(distributed: bool | None) -> tuple[int, int]:
     if distributed is None:
         distributed = _distributed.is_distributed()
     elif distributed and not _distributed.is_initialised():
-        raise RuntimeError("distributed=True but no torch.distributed process group is initialised (start with "
+        raise SetupError("distributed=True but no torch.distributed process group is initialised (start with "
                            "torchrun and call openood_tanl.evaluation.distributed.init_from_env() first)")
     return (_distributed.rank(), _distributed.world_size()) if distributed else (0, 1)
 

@@ -1,6 +1,7 @@
 """An open_clip model with its text bank attached: the network OpenOOD drives and our postprocessors read."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -12,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..classnames import class_names, class_names_sha256
-from ..core.errors import MissingFileError, UserError, UserTypeError
+from ..core.errors import MissingFileError, SetupError, UserError, UserTypeError
 from ..corpus import Corpus, load_corpus
 from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
@@ -199,7 +200,7 @@ def _load_clip(model_name: str, pretrained: str | None, device, precision: str, 
             precision=_open_clip_precision(precision), force_quick_gelu=use_quick_gelu, cache_dir=weights_dir)
     except RuntimeError as error:
         if pretrained and form is None and not os.path.isfile(pretrained) and "download" in str(error).lower():
-            raise RuntimeError(
+            raise SetupError(
                 f"could not download the '{pretrained}' weights of {model_name} ({error}). Without internet, "
                 f"download the checkpoint on a machine that has it (open_clip.create_model('{model_name}', "
                 f"pretrained='{pretrained}') caches it, or OpenAI's own {model_name}.pt archive) and pass its file "
@@ -319,6 +320,19 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
     return build_network(TextBankSettings(**locals()))  # every argument is a field, in order (a test pins both)
 
 
+def _check_model_config(path: Path) -> None:
+    """``path`` holds an open_clip model config (a JSON object with embed_dim, vision_cfg and text_cfg)."""
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"model_config {path} is not an open_clip model-config JSON ({error})") from None
+    config = config if isinstance(config, dict) else {}
+    missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if key not in config]
+    if missing:
+        raise UserError(f"model_config {path} is not an open_clip model-config JSON: it lacks {missing} (see "
+                        "open_clip's model_configs/*.json)")
+
+
 def build_network(settings: TextBankSettings):
     """``create_network`` from its ``TextBankSettings``: (network, preprocess)."""
     device = torch.device(settings.device)
@@ -397,6 +411,7 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
     if model_config is not None:
         if not Path(model_config).is_file():
             raise MissingFileError(f"model_config {model_config} does not exist (an open_clip model-config JSON)")
+        _check_model_config(Path(model_config))  # before open_clip keeps the file in its registry
         open_clip.add_model_config(os.fspath(model_config))
     _check_model(model_name, pretrained)
     names = class_names(id_classes)

@@ -1,6 +1,7 @@
 """How ``openood-tanl`` ends: a user's mistake is one line and exit 2, a bug of the package is one line saying so
 and exit 1, ``--debug`` re-raises; the package's validations raise ``UserError``; the parser's help is generated
 from the registries."""
+import errno
 import pickle
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 import openood_tanl
 from openood_tanl import cli
-from openood_tanl.core.errors import MissingDependencyError, MissingFileError, UserError, UserTypeError
+from openood_tanl.core.errors import MissingDependencyError, MissingFileError, SetupError, UserError, UserTypeError
 
 HINT = "(run with --debug, or OPENOOD_TANL_DEBUG=1, for the traceback)"
 
@@ -42,6 +43,16 @@ def test_a_user_error_exits_2_in_one_line(monkeypatch, tmp_path, capsys, error):
     code, lines = _demo(monkeypatch, tmp_path, capsys, error)
     assert code == cli.ExitStatus.ERROR_USER == 2
     assert lines == ["openood-tanl demo: error: bad thing", HINT]
+
+
+@pytest.mark.parametrize("error", [PermissionError(errno.EACCES, "Permission denied", "/data/lists/id.txt"),
+                                   OSError(errno.ENOSPC, "No space left on device", "/out/results.csv"),
+                                   SetupError("could not download the weights")])
+def test_the_machine_s_problems_are_the_user_s(monkeypatch, tmp_path, capsys, error):
+    """A permission or disk error on a named file, or a machine not set up (offline weights, torchrun's variables),
+    is one line and exit 2."""
+    code, lines = _demo(monkeypatch, tmp_path, capsys, error)
+    assert code == 2 and lines[0].startswith("openood-tanl demo: error: ") and str(error) in lines[0]
 
 
 def test_an_unknown_method_exits_2(tmp_path, capsys):
@@ -114,6 +125,13 @@ def test_validations_raise_user_error(tmp_path):
         load_yaml(bad, "benchmark spec")
     with pytest.raises(UserError, match="is not valid YAML"):
         load_benchmark(bad)
+    config = tmp_path / "ViT-Q-1.json"
+    config.write_text("{not json")
+    with pytest.raises(UserError, match=f"model_config {config} is not an open_clip model-config JSON"):
+        openood_tanl.networks.plan_text_bank("ViT-Q-1", None, "imagenet", model_config=config)
+    config.write_text('{"embed_dim": 8}')
+    with pytest.raises(UserError, match=r"it lacks \['vision_cfg', 'text_cfg'\]"):
+        openood_tanl.networks.plan_text_bank("ViT-Q-1", None, "imagenet", model_config=config)
 
 
 def test_the_error_types_derive_from_the_builtins_callers_catch():
