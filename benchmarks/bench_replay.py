@@ -8,7 +8,7 @@ before lockstep; the CLI's default is 100 300 1000 3000 10000). Leaderboard: MCM
 their shipped settings. Each measurement runs in a fresh process of this script (the data generated once, here,
 and loaded there), so its peak resident memory is its own, and is repeated --repeat times, interleaved, keeping the
 fastest (this machine's noise is one-sided) and the largest peak memory. Targets: replay <= 1.1x floor, 5-value
-sweep <= 2.0x replay (each engine keeps its own memories: issue 18), leaderboard <= 1.4x replay, sweep peak RSS
+sweep <= 2.0x replay (each engine keeps its own memories: issue 18), leaderboard <= 1.6x replay, sweep peak RSS
 <= 2x replay's. --separate also times the sweep
 and leaderboard as separate runs (what they cost without lockstep).
 
@@ -203,7 +203,7 @@ def main() -> None:
     print(f"sweep of TANL label counts {sweep_values(args.values, 10**9)} / one replay: "
           f"{sweep['seconds'] / replay['seconds']:.2f}  (target <= 2.0 for 5; AUROC {sweep['auroc']})")
     print(f"leaderboard {'+'.join(LEADERBOARD)} / one replay: {board['seconds'] / replay['seconds']:.2f}  "
-          f"(target <= 1.4; AUROC {board['auroc']})")
+          f"(target <= 1.6; AUROC {board['auroc']})")
     print(f"peak RSS sweep / one replay:                   {sweep['peak_rss'] / replay['peak_rss']:.2f}  (target <= 2;"
           f" {sweep['peak_rss'] / 2**30:.2f} vs {replay['peak_rss'] / 2**30:.2f} GiB)")
     if "cuda_peak" in replay:

@@ -17,7 +17,9 @@ import argparse
 import itertools
 import resource
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -25,6 +27,9 @@ from openood_tanl import TANL
 from openood_tanl.core import OfficialFP16TANL
 from openood_tanl.methods import preset_settings
 from openood_tanl.synthetic import make_bank, make_stream
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the counter the tests bound a step with
+from helpers.dispatch import count_dispatch  # noqa: E402
 
 
 def _timed(fn, device) -> float:
@@ -35,43 +40,6 @@ def _timed(fn, device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-#: View and metadata ops that launch no kernel (a dispatch-level count of the rest is the launch count on a GPU).
-_NO_KERNEL = ("view", "_unsafe_view", "slice", "select", "t", "transpose", "expand", "unsqueeze", "squeeze",
-              "as_strided", "alias", "detach", "permute", "reshape", "split", "unbind", "empty", "lift_fresh",
-              "_to_copy_noop", "unfold", "narrow", "diagonal", "set_", "resize_")
-#: Ops that read a value back to the host.
-_SYNCS = ("_local_scalar_dense", "nonzero", "item", "is_nonzero", "equal", "allclose")
-
-
-def count_ops(step) -> tuple[int, int]:
-    """(kernel-launching ops, host syncs) of one call of ``step``, counted at torch's dispatch level."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Counter(TorchDispatchMode):
-        ops = syncs = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.__name__.split(".")[0]
-            if name not in _NO_KERNEL:
-                self.ops += 1
-            self.syncs += name in _SYNCS
-            return func(*args, **(kwargs or {}))
-
-    tolist = torch.Tensor.tolist  # reads values back without dispatching an op on the CPU: counted by hand
-
-    def counted_tolist(tensor):
-        counter.syncs += 1
-        return tolist(tensor)
-
-    torch.Tensor.tolist = counted_tolist
-    try:
-        with Counter() as counter:
-            step()
-    finally:
-        torch.Tensor.tolist = tolist
-    return counter.ops, counter.syncs
 
 
 def main() -> None:
@@ -120,7 +88,7 @@ def main() -> None:
             floors.append(_timed(lambda: floor(batch), device))
             steps.append(_timed(lambda: engine.step(batch), device))
         f, s = statistics.median(floors), statistics.median(steps)
-        ops, syncs = count_ops(lambda: engine.step(batches[-1]))  # memories full: the steady state
+        ops, syncs = count_dispatch(lambda: engine.step(batches[-1]))  # memories full: the steady state
         rows.append((s / f, ops, syncs))
         print(f"{preset:>13} {memory:>5} {score_step:>4} {1e3 * f:>9.2f} {1e3 * s:>8.2f} {s / f:>6.2f} {ops:>5} "
               f"{syncs:>5}")

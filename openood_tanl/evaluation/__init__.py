@@ -19,7 +19,7 @@ _EXPORTS = {
     "score_stream": ".streams", "replay_streams": ".replay", "Replay": ".replay", "evaluate": ".replay",
     "run_protocol": ".replay", "write_traces": ".traces",
     "summarise": ".tables", "leaderboard_table": ".tables", "markdown_table": ".tables",
-    "replay_methods": ".comparison", "compare_methods": ".comparison", "sweep": ".comparison",
+    "replay_methods": ".comparison", "compare": ".comparison", "compare_methods": ".comparison", "sweep": ".comparison",
     "sweep_methods": ".comparison",
     "plot_sweep": ".comparison",
 }
