@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..classnames import class_names, class_names_sha256
-from ..core.errors import MissingFileError, SetupError, UserError, UserTypeError
+from ..core.errors import MissingDependencyError, MissingFileError, SetupError, UserError, UserTypeError
 from ..corpus import Corpus, load_corpus
 from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
@@ -175,11 +175,43 @@ def _check_model(model_name: str, pretrained: str | None) -> None:
     if model_name not in open_clip.list_models():
         raise UserError(f"unknown open_clip model '{model_name}'; choose one of open_clip.list_models() (e.g. "
                         "ViT-B-16) or register a config with open_clip.add_model_config(path)")
+    _check_tokenizer_dependencies(model_name)
     is_file = pretrained is not None and os.path.isfile(pretrained)
     if pretrained and not is_file and not open_clip.get_pretrained_cfg(model_name, pretrained):
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         raise UserError(f"'{pretrained}' is neither a file nor a pretrained tag of {model_name}; "
                         f"tags: {', '.join(tags) or 'none'}")
+
+
+def model_family(model_name: str) -> str:
+    """The architecture family of an open_clip model, from its config: 'resnet' (OpenAI's modified ResNet with
+    attention pooling), 'timm:<trunk>' (a timm image tower, e.g. EVA02), 'vit'; '+hf-text' where the text side uses
+    a Hugging Face tokenizer (SigLIP, SigLIP2)."""
+    import open_clip
+
+    config = open_clip.get_model_config(model_name) or {}
+    vision, text = config.get("vision_cfg") or {}, config.get("text_cfg") or {}
+    if vision.get("timm_model_name"):
+        family = f"timm:{vision['timm_model_name']}"
+    else:
+        family = "resnet" if isinstance(vision.get("layers"), (list, tuple)) else "vit"
+    return family + ("+hf-text" if text.get("hf_tokenizer_name") or text.get("hf_model_name") else "")
+
+
+def _check_tokenizer_dependencies(model_name: str) -> None:
+    """A model whose text side needs Hugging Face's libraries (SigLIP's tokenizer) has them, or a one-line error
+    naming the extra that installs them."""
+    import importlib.util
+
+    import open_clip
+
+    text = (open_clip.get_model_config(model_name) or {}).get("text_cfg") or {}
+    if not (text.get("hf_tokenizer_name") or text.get("hf_model_name")):
+        return
+    missing = [name for name in ("transformers", "sentencepiece") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependencyError(f"{model_name}'s text side needs {' and '.join(missing)} (its Hugging Face "
+                                     "tokenizer): pip install \"openood-tanl[siglip]\"")
 
 
 def _open_clip_precision(precision: str) -> str:
@@ -233,6 +265,34 @@ def _noise_features(model, normalisation, cache: EmbeddingCache, model_key: dict
 
     key = {**model_key, "kind": "noise", "seed": seed, "normalized": normalize, "image_size": str(image_size)}
     return cache.get_or_compute("noise", key, encode)
+
+
+def _prompts_as_encoded(model_name: str, prompts: dict, names: Sequence[str]) -> dict:
+    """Where the model's tokenizer rewrites text before encoding it (SigLIP's canonicalises: lower case, punctuation
+    dropped), how: ``{"text_cleaning": mode, "as_encoded": {kind: the first class name's prompts as encoded}}``;
+    ``{}`` where prompts are encoded as written."""
+    import open_clip
+    from open_clip.tokenizer import get_clean_fn
+
+    text = (open_clip.get_model_config(model_name) or {}).get("text_cfg") or {}
+    mode = (text.get("tokenizer_kwargs") or {}).get("clean")
+    if not text.get("hf_tokenizer_name") or mode in (None, "whitespace"):
+        return {}
+    clean = get_clean_fn(mode)
+    example = names[0] if names else "x"
+    return {"text_cleaning": mode,
+            "as_encoded": {kind: [clean(t.format(example)) for t in templates] for kind, templates in prompts.items()}}
+
+
+def _weights_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's weights (names, shapes, dtypes and bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _weights_identity(pretrained: str | None, form: str | None = None) -> dict:
@@ -345,6 +405,9 @@ def build_network(settings: TextBankSettings):
     model, open_clip_preprocess, tokenizer = _load_clip(
         settings.model_name, settings.pretrained, device, settings.precision, model_key["quick_gelu"],
         os.fspath(cache_dir) if cache_dir else None, model_key["weights"].get("form"))
+    if settings.pretrained is None:  # random weights: the caches are keyed by these weights, not by the tag None
+        model_key = {**model_key, "weights": {"tag": None, "random": _weights_fingerprint(model)}}
+        plan = plan._replace(model_key=model_key)
     preprocess, _ = build_transform(plan.provenance["image_transform"]["name"], settings.id_classes,
                                     model.visual.image_size, open_clip_preprocess, settings.benchmark)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
@@ -424,20 +487,21 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
     prompts = {"classes": list(class_templates), "nouns": list(noun_templates), "adjectives": [ADJECTIVE_TEMPLATE]}
     form = checkpoint_form(pretrained) if pretrained and os.path.isfile(pretrained) else None
     use_quick_gelu, chosen_by = _resolve_quick_gelu(model_name, pretrained, settings.quick_gelu, form)
-    model_key = {"model": model_name, "weights": _weights_identity(pretrained, form), "quick_gelu": use_quick_gelu,
-                 "precision": precision}
-    transform_name = resolve_transform(transform, id_classes, benchmark)
+    model_key = {"model": model_name, "config": fingerprint(open_clip.get_model_config(model_name)),
+                 "weights": _weights_identity(pretrained, form), "quick_gelu": use_quick_gelu, "precision": precision}
+    transform_name = resolve_transform(transform, id_classes, benchmark, model_name, pretrained)
     image_transform = {"name": "open_clip"} if transform_name == "open_clip" else \
         build_transform("official", id_classes, _image_size(model_name), None, benchmark)[1]
     provenance = {
         "package": {"name": "openood-tanl", "version": __version__},
-        "backbone": model_name, "pretrained": model_key["weights"], "quick_gelu": use_quick_gelu,
+        "backbone": model_name, "family": model_family(model_name), "pretrained": model_key["weights"],
+        "quick_gelu": use_quick_gelu,
         "activation": {"name": "QuickGELU" if use_quick_gelu else "GELU", "chosen_by": chosen_by},
         "precision": precision, "image_transform": {**image_transform, "asked": transform},
         "class_names": {"set": os.fspath(id_classes) if isinstance(id_classes, (str, os.PathLike)) else "list",
                         "count": len(names), "sha256": class_names_sha256(names)},
         "corpus": words.provenance(),
-        "prompts": {"templates": templates, **prompts},
+        "prompts": {"templates": templates, **prompts, **_prompts_as_encoded(model_name, prompts, names)},
         "noise": {"seed": settings.noise_seed, "normalized": settings.normalize_noise},
     }
     return TextBankPlan(names, words, prompts, model_key, provenance)

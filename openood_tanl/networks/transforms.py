@@ -17,7 +17,7 @@ from typing import Callable
 from ..core.errors import UserError
 
 __all__ = ["TRANSFORMS", "OFFICIAL_PRE_SIZE_RATIO", "resolve_transform", "build_transform", "ConvertRGB",
-           "transform_family", "open_clip_eval_transform", "model_image_size"]
+           "transform_family", "open_clip_eval_transform", "model_image_size", "preprocessed_as_openai"]
 
 #: ``create_network(transform=...)`` / ``--transform``.
 TRANSFORMS = ("auto", "official", "open_clip")
@@ -40,14 +40,43 @@ def transform_family(id_classes, benchmark: str | None = None) -> str | None:
     return _FAMILIES.get(id_classes) if isinstance(id_classes, str) else None
 
 
-def resolve_transform(transform: str, id_classes, benchmark: str | None = None) -> str:
+def resolve_transform(transform: str, id_classes, benchmark: str | None = None, model_name: str | None = None,
+                      pretrained: str | None = None) -> str:
     """'official' or 'open_clip': ``auto`` is the official transform for the official benchmarks and ID class sets
-    (ImageNet, ImageNet-200, Four-OOD, CIFAR-10/100) and open_clip's for anything else."""
+    (ImageNet, ImageNet-200, Four-OOD, CIFAR-10/100) with a model preprocessed as OpenAI's CLIP (its mean/std and a
+    centre crop: OpenAI, LAION, EVA02), and open_clip's (the model's own: SigLIP squashes to 0.5 mean/std) for
+    anything else."""
     if transform not in TRANSFORMS:
         raise UserError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
     if transform == "auto":
-        return "official" if transform_family(id_classes, benchmark) else "open_clip"
+        clip_like = model_name is None or preprocessed_as_openai(model_name, pretrained)
+        return "official" if transform_family(id_classes, benchmark) and clip_like else "open_clip"
     return transform
+
+
+def preprocessed_as_openai(model_name: str, pretrained: str | None = None) -> bool:
+    """Whether open_clip preprocesses ``model_name`` (with the tag ``pretrained``) as OpenAI's CLIP: its mean/std and
+    a shortest-side resize with a centre crop (what the official transform does, at 256/224)."""
+    from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    settings = _preprocess_settings(model_name, pretrained)
+    same_statistics = (tuple(settings["mean"]), tuple(settings["std"])) == (tuple(OPENAI_DATASET_MEAN),
+                                                                            tuple(OPENAI_DATASET_STD))
+    return same_statistics and settings["resize_mode"] == "shortest"
+
+
+def _preprocess_settings(model_name: str, pretrained: str | None = None) -> dict:
+    """open_clip's eval preprocessing settings of ``model_name``: its config's, then its pretrained tag's."""
+    from dataclasses import asdict
+
+    import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    config = open_clip.get_model_config(model_name) or {}
+    settings = merge_preprocess_dict(asdict(PreprocessCfg()), config.get("preprocess_cfg", {}))
+    if pretrained and not os.path.isfile(pretrained):
+        settings = merge_preprocess_dict(settings, open_clip.get_pretrained_cfg(model_name, pretrained))
+    return settings
 
 
 class ConvertRGB:
@@ -93,15 +122,9 @@ def model_image_size(model_name: str):
 def open_clip_eval_transform(model_name: str, pretrained: str | None = None) -> Callable:
     """open_clip's eval transform for ``model_name`` (and its pretrained tag's preprocessing, when ``pretrained``
     is one) without building the model: what ``create_network`` returns for ``transform='open_clip'``."""
-    from dataclasses import asdict
+    from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    import open_clip
-    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
-
-    config = open_clip.get_model_config(model_name) or {}
-    settings = merge_preprocess_dict(asdict(PreprocessCfg()), config.get("preprocess_cfg", {}))
-    if pretrained and not os.path.isfile(pretrained):
-        settings = merge_preprocess_dict(settings, open_clip.get_pretrained_cfg(model_name, pretrained))
+    settings = _preprocess_settings(model_name, pretrained)
     settings["size"] = model_image_size(model_name)
     return image_transform_v2(PreprocessCfg(**settings), is_train=False)
 

@@ -158,7 +158,7 @@ def network_preprocessor(config) -> NetworkPreprocessor:
     if settings.model_config is not None:
         open_clip.add_model_config(str(settings.model_config))
     model, weights = settings.model_name, settings.pretrained
-    name = resolve_transform(settings.transform, settings.id_classes, config.dataset.name)
+    name = resolve_transform(settings.transform, settings.id_classes, config.dataset.name, model, weights)
     transform, description = build_transform(name, settings.id_classes, model_image_size(model),
                                              open_clip_eval_transform(model, weights) if name == "open_clip" else None,
                                              config.dataset.name)
