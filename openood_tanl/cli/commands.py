@@ -302,15 +302,21 @@ class Reproduce(Pipeline):
 
     def announce(self) -> None:
         args = self.args
+        from ..evaluation.reproduce import published_results
+
+        published, where = published_results(args.model, args.pretrained)
         print(f"openood-tanl reproduce: {', '.join(self.methods)} on {self.jobs[0].name}, {args.protocol} protocol, "
-              f"seeds {' '.join(map(str, args.seeds))}, batch {args.batch_size} (tanl = the paper's preset, tanl.yml)")
+              f"seeds {' '.join(map(str, args.seeds))}, batch {args.batch_size} (tanl = the paper's preset, tanl.yml); "
+              f"against {where} (methods with numbers: {', '.join(published.get(self.paper, {})) or 'none'})")
 
     def write(self, results) -> None:
         from ..evaluation.reproduce import compare_with_paper
         from ..evaluation.tables import markdown_table
         from ..provenance import FPR_CONVENTIONS
 
-        table, record, differences = compare_with_paper(results, self.paper), self.outputs[0].record, self.differences
+        args = self.args
+        table = compare_with_paper(results, self.paper, args.model, args.pretrained)
+        record, differences = self.outputs[0].record, self.differences
         writers.show(table.set_index(["method", "dataset"]))
         print("Each FPR@95 is compared in the convention its paper printed it in (column 'convention'): "
               + "; ".join(f"{name}: {text}" for name, text in FPR_CONVENTIONS.items()) + ".")

@@ -73,8 +73,29 @@ def test_setting_differences_name_what_is_not_the_papers():
         "precision 'fp32' (paper: 'official-fp16') (the authors' numbers come from their float16 run: --precision "
         "official-fp16)",
         "transform 'open_clip' (paper: 'official') (--transform official: short side to 256, bicubic, crop 224)"]
-    notes = setting_differences({**paper, "model": "ViT-L-14", "seeds": [0]},
+    notes = setting_differences({**paper, "model": "RN50", "seeds": [0]},  # a backbone without numbers of its own
                                 {"source": "wordnet", "words": 70350, "sha256": "0" * 64})
-    assert notes[0] == "model 'ViT-L-14' (paper: 'ViT-B-16')"
+    assert notes[0] == "model 'RN50' (paper: 'ViT-B-16')"
     assert notes[1] == "1 seed(s) (paper setting: 3)"
     assert "corpus 'wordnet' (70350 words, +796 vs the official 69554" in notes[2]
+
+
+def test_a_backbone_with_its_own_published_numbers_is_compared_with_them():
+    results = pd.concat([_results("tanl_official", OPENOOD_V15), _results("neglabel", OPENOOD_V15)],
+                        ignore_index=True)
+    table = compare_with_paper(results, "imagenet", "ViT-B-16", "laion2b_s34b_b88k").set_index(["method", "dataset"])
+    assert table.loc[("tanl_official", "nearood"), "paper FPR@95"] == 65.69
+    assert table.loc[("tanl_official", "textures"), "paper AUROC"] == 94.73
+    assert table.loc[("neglabel", "farood"), "paper FPR@95"] == 27.15
+    assert table.loc[("tanl_official", "ID ACC"), "paper ACC"] == 68.61
+    assert "openclip.sh" in table.loc[("neglabel", "ninco"), "source"]
+    # the paper's ViT-B/16 numbers are not the LAION run's: its differences leave out the backbone, not the protocol
+    notes = setting_differences({"model": "ViT-B-16", "pretrained": "laion2b_s34b_b88k", "precision": "fp32",
+                                 "protocol": "mixed"})
+    assert notes == []
+    with pytest.raises(ValueError, match="published numbers for ViT-B-16 laion2b_s34b_b88k have no results for "
+                                         "benchmark 'four-ood'"):
+        compare_with_paper(results, "four-ood", "ViT-B-16", "laion2b_s34b_b88k")
+    vit_l = compare_with_paper(_results("tanl", [("farood", "far")]), "four-ood", "ViT-L-14", "openai")
+    assert vit_l.loc[0, "paper FPR@95"] == 9.52 and "unverified" in vit_l.loc[0, "source"]
+    assert setting_differences({"model": "ViT-L-14", "pretrained": "openai", "precision": "official-fp16"}) == []
