@@ -6,14 +6,16 @@ import re
 from typing import Any
 
 from ..evaluation.datasets import FOUR_OOD_NAMES
-from ..evaluation.protocols import STREAM_ARGUMENTS
+from ..evaluation.protocols import BACKBONE_AXIS, STREAM_ARGUMENTS
 from ..evaluation.reproduce import EXPECTED_SPREAD
 from . import writers
 from .pipeline import (
     Pipeline,
     configure_methods,
+    load_features,
     method_label,
     parse_overrides,
+    plan_benchmark,
     run_methods,
     run_record_of,
     stream_settings,
@@ -234,6 +236,10 @@ def sweep_values(args, methods: dict) -> list[Any]:
 
     if len({json.dumps(same(v), sort_keys=True, default=str) for v in values}) != len(values):
         raise UsageError(f"--values {' '.join(args.values)} repeat a value; give each value once")
+    if args.argument == BACKBONE_AXIS:
+        for value in args.values:
+            _backbone(value)  # MODEL:WEIGHTS, or a one-line error
+        return list(args.values)
     if args.argument in STREAM_ARGUMENTS:
         base = stream_settings(args)
         for value in values:
@@ -245,9 +251,43 @@ def sweep_values(args, methods: dict) -> list[Any]:
     return values
 
 
+def _backbone(value: str) -> tuple[str, str | None]:
+    """``--values`` of ``--argument backbone``: "MODEL:WEIGHTS" (an open_clip tag or a checkpoint file; "MODEL:"
+    or "MODEL:none" for random weights) -> (model, weights)."""
+    model, colon, weights = str(value).partition(":")
+    if not colon or not model:
+        raise UsageError(f"--argument backbone takes MODEL:WEIGHTS values (e.g. ViT-B-16:openai "
+                         f"ViT-B-16:laion2b_s34b_b88k), got {value!r}")
+    return model, (None if weights in ("", "none") else weights)
+
+
+def _with_backbone(args, value: str):
+    """``args`` with --model and --pretrained of the backbone ``value``."""
+    import argparse
+
+    model, weights = _backbone(value)
+    return argparse.Namespace(**{**vars(args), "model": model, "pretrained": weights})
+
+
 class Sweep(Pipeline):
     """Methods over values of one argument (a hyperparameter: one lockstep replay; a stream argument: one replay
-    per value): sweep.csv, sweep.png."""
+    per value; backbones: a text bank and feature cache each, the methods in lockstep on each): sweep.csv,
+    sweep.png."""
+
+    @property
+    def over_backbones(self) -> bool:
+        return self.args.argument == BACKBONE_AXIS
+
+    def plan(self) -> list:
+        if not self.over_backbones:
+            return super().plan()
+        return [plan_benchmark(_with_backbone(self.args, value), self.args.benchmark) for value in self.values]
+
+    def load(self) -> list:
+        if not self.over_backbones:
+            return super().load()
+        return [load_features(_with_backbone(self.args, value), job, self.methods.values())
+                for value, job in zip(self.values, self.jobs)]
 
     def configure(self) -> dict:
         methods = configure_methods(self.args.methods)
@@ -258,19 +298,24 @@ class Sweep(Pipeline):
         return [self.args.benchmark]
 
     def records(self) -> list[Output]:
+        labels = self.values if self.over_backbones else None  # a text bank per backbone
         return [Output(self.out, "sweep", SWEEP_FILES, run_record_of(
-            self.methods, self.jobs, self.args, sweep={"argument": self.args.argument, "values": self.values}))]
+            self.methods, self.jobs, self.args, labels=labels,
+            sweep={"argument": self.args.argument, "values": self.values}))]
 
     def engines(self) -> list:
         """Every sweep point against the text bank."""
-        if self.args.argument in STREAM_ARGUMENTS:
+        if self.args.argument in STREAM_ARGUMENTS or self.over_backbones:
             return list(self.methods.values())
         return [method.replace(**{self.args.argument: v}) for method in self.methods.values() for v in self.values]
 
     def replay(self) -> dict:
-        from ..evaluation.comparison import sweep
+        from ..evaluation.comparison import sweep, sweep_backbones
 
         (bank, benchmark), args = self.data[0], self.args
+        if self.over_backbones:
+            return sweep_backbones(self.methods, self.values, self.data, stream_settings(args), seeds=args.seeds,
+                                   workers=args.stream_workers)
         return sweep(self.methods, args.argument, self.values, bank, benchmark, stream_settings(args),
                      seeds=args.seeds, workers=args.stream_workers)
 

@@ -36,7 +36,7 @@ from typing import Callable
 
 from ..corpus import CORPUS_RULES
 from ..evaluation.datasets import KNOWN_BENCHMARKS
-from ..evaluation.protocols import PROTOCOLS, STREAM_ARGUMENTS
+from ..evaluation.protocols import BACKBONE_AXIS, PROTOCOLS, STREAM_ARGUMENTS
 from ..evaluation.reproduce import PAPER_SETTING, REPRODUCIBLE_BENCHMARKS
 from ..methods import list_methods
 from . import commands
@@ -214,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweeping = command("sweep", "methods over values of one argument -> CSV + PNG")
     sweeping.add_argument("--methods", nargs="+", default=["tanl", "neglabel"], help=f"{methods} | postprocessor YAMLs")
     sweeping.add_argument("--argument", default="num_negatives",
-                          help="a hyperparameter of every method (one lockstep replay for all values), or a stream "
+                          help="a hyperparameter of every method (one lockstep replay for all values), a stream "
                                "argument (one replay per value): "
-                               + "; ".join(f"{name}: {text}" for name, text in STREAM_ARGUMENTS.items()))
+                               + "; ".join(f"{name}: {text}" for name, text in STREAM_ARGUMENTS.items())
+                               + f"; or {BACKBONE_AXIS}: MODEL:WEIGHTS values (a text bank and feature cache each, "
+                               "e.g. ViT-B-16:openai ViT-B-16:laion2b_s34b_b88k)")
     sweeping.add_argument("--values", nargs="+", default=[str(v) for v in DEFAULT_SWEEP_VALUES],
                           help="values of --argument (numbers or words)")
     sweeping.add_argument("--benchmark", required=True, help=BENCHMARK_HELP)

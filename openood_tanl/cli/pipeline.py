@@ -174,12 +174,14 @@ def stream_settings(args, trace_window: int | None = None):
                                         getattr(args, "order", None), getattr(args, "id_ood_ratio", None), trace_window)
 
 
-def run_record_of(methods: dict, jobs: list, args, **extra) -> dict:
-    """The run record of ``methods`` on the benchmarks of ``jobs``: text banks, images per set, the protocol."""
+def run_record_of(methods: dict, jobs: list, args, labels: list[str] | None = None, **extra) -> dict:
+    """The run record of ``methods`` on the benchmarks of ``jobs``: text banks (under ``labels``, default each job's
+    benchmark name), images per set, the protocol."""
     from ..evaluation.datasets import image_summary
     from ..provenance import run_record
 
-    return run_record(methods=methods, text_banks={job.name: job.plan.provenance for job in jobs},
+    labels = labels or [job.name for job in jobs]
+    return run_record(methods=methods, text_banks={label: job.plan.provenance for label, job in zip(labels, jobs)},
                       images={job.name: image_summary(job.images) for job in jobs},
                       streams={job.name: job.stream_sizes for job in jobs if job.stream_sizes}, protocol=args.protocol,
                       seeds=args.seeds, batch_size=args.batch_size, order=getattr(args, "order", None),

@@ -21,14 +21,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ..core.errors import UserTypeError
+from ..core.errors import UserError, UserTypeError
 from ..methods import create_lockstep
 from .data import FeatureBenchmark
-from .protocols import STREAM_ARGUMENTS, StreamSettings
+from .protocols import BACKBONE_AXIS, STREAM_ARGUMENTS, StreamSettings
 from .replay import replay
 from .tables import is_group_mean, save_figure
 
-__all__ = ["replay_methods", "compare", "compare_methods", "sweep", "sweep_methods", "sweep_axis", "plot_sweep"]
+__all__ = ["replay_methods", "compare", "compare_methods", "sweep", "sweep_methods", "sweep_backbones",
+           "BACKBONE_AXIS", "sweep_axis", "plot_sweep"]
 
 
 def replay_methods(methods: Mapping[Any, Any], bank, benchmark: FeatureBenchmark,
@@ -116,6 +117,23 @@ def sweep(methods: Mapping[str, Any], axis: str, values: Sequence[Any], bank, be
         tables = replay_methods(points, bank, benchmark, settings, seeds=seeds, workers=workers, lockstep=lockstep)
         for (label, index) in points:
             rows[label].append(_curve_row(tables[(label, index)][0], axis, values[index]))
+    return {label: pd.DataFrame(curve) for label, curve in rows.items()}
+
+
+def sweep_backbones(methods: Mapping[str, Any], values: Sequence[str], data: Sequence[tuple[Any, FeatureBenchmark]],
+                    settings: StreamSettings = StreamSettings(), *, seeds: Iterable[int] = (0,), workers: int = 1,
+                    lockstep: bool = True) -> dict[str, pd.DataFrame]:
+    """Methods over backbones: ``data[i]`` is the (text bank, features) of the benchmark under backbone
+    ``values[i]`` ("MODEL:WEIGHTS"); the methods step in lockstep on each. label -> a row per backbone, as
+    ``sweep``'s."""
+    if len(values) != len(data):
+        raise UserError(f"sweep_backbones got {len(values)} backbones and {len(data)} (bank, features) pairs")
+    seeds = list(seeds)
+    rows: dict[str, list[dict]] = {label: [] for label in methods}
+    for value, (bank, benchmark) in zip(values, data):
+        tables = replay_methods(methods, bank, benchmark, settings, seeds=seeds, workers=workers, lockstep=lockstep)
+        for label in methods:
+            rows[label].append(_curve_row(tables[label][0], BACKBONE_AXIS, value))
     return {label: pd.DataFrame(curve) for label, curve in rows.items()}
 
 

@@ -33,8 +33,8 @@ from typing import Any, Sequence
 
 from ..core.errors import UserError
 
-__all__ = ["PROTOCOL_DESCRIPTIONS", "PROTOCOLS", "STREAM_ARGUMENTS", "StreamSettings", "check_protocol",
-           "check_seeds", "check_settings", "check_stream_value"]
+__all__ = ["PROTOCOL_DESCRIPTIONS", "PROTOCOLS", "BACKBONE_AXIS", "STREAM_ARGUMENTS", "StreamSettings",
+           "check_protocol", "check_seeds", "check_settings", "check_stream_value"]
 
 #: Protocol name -> the stream it replays.
 PROTOCOL_DESCRIPTIONS = {
@@ -46,6 +46,10 @@ PROTOCOL_DESCRIPTIONS = {
 PROTOCOLS = tuple(PROTOCOL_DESCRIPTIONS)
 
 #: The stream's own parameters a sweep can vary (besides every hyperparameter): name -> what a value is.
+#: The sweep axis over backbones (``comparison.sweep_backbones``; CLI ``sweep --argument backbone``): values
+#: "MODEL:WEIGHTS".
+BACKBONE_AXIS = "backbone"
+
 STREAM_ARGUMENTS = {
     "batch_size": "embeddings per engine step (a whole number >= 1)",
     "id_ood_ratio": "ID samples per OOD sample in each stream: the larger side subsampled, seeded (a number > 0; "

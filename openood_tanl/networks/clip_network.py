@@ -144,6 +144,8 @@ def _resolve_quick_gelu(model_name: str, pretrained: str | None, quick_gelu: boo
 
     if model_name.endswith("-quickgelu"):
         return True, "the model name"
+    if (open_clip.get_model_config(model_name) or {}).get("quick_gelu"):  # open_clip builds it whatever is forced
+        return True, "the model config"
     if form in OPENAI_FORMS:
         wanted, told_by = True, f"the OpenAI checkpoint ({form})"
     elif form is None and pretrained:

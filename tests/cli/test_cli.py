@@ -7,7 +7,9 @@ from PIL import Image
 
 pytest.importorskip("open_clip")
 
-from helpers.tiny_clip import TINY_MODEL, make_tiny_checkpoint  # noqa: E402
+from helpers.tiny_clip import TINY_CONFIG, TINY_MODEL, make_tiny_checkpoint  # noqa: E402
+
+TINY_TEXT = TINY_CONFIG["text_cfg"]
 from openood_tanl import cli  # noqa: E402
 
 
@@ -105,6 +107,40 @@ def test_protocol_sweeps_on_cached_features(workspace, monkeypatch, argument, va
     assert (out / "sweep.png").stat().st_size > 10000
     assert _record(out / "sweep.run.json")["sweep"] == {"argument": argument, "values": [
         yaml.safe_load(v) for v in values]}
+
+
+def test_a_backbone_sweep_builds_a_text_bank_and_features_per_backbone(workspace, capsys):
+    """Two families (the tiny ViT from its checkpoint, a tiny ResNet with random weights): a text bank and a feature
+    cache each, the methods in lockstep on each, one curve row per (method, backbone)."""
+    import json
+
+    import open_clip
+
+    root, common = workspace
+    resnet = root / "tiny-sweep-resnet.json"
+    resnet.write_text(json.dumps({"embed_dim": 32, "quick_gelu": True, "text_cfg": TINY_TEXT,
+                                  "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8}}))
+    open_clip.add_model_config(resnet)
+    checkpoint = common[common.index("--pretrained") + 1]
+    values = [f"{TINY_MODEL}:{checkpoint}", "tiny-sweep-resnet:none"]
+    out = root / "sweep-backbone"
+    assert cli.main(["sweep", "--methods", "tanl", "mcm", "--argument", "backbone", "--values", *values,
+                     "--benchmark", str(root / "data" / "toy.yml"), *common, "--batch-size", "8",
+                     "--out", str(out)]) == 0
+    curve = pd.read_csv(out / "sweep.csv")
+    assert list(curve["backbone"]) == values * 2 and list(curve["method"]) == ["tanl", "tanl", "mcm", "mcm"]
+    assert curve["AUROC"].notna().all() and (out / "sweep.png").stat().st_size > 10000
+    record = _record(out / "sweep.run.json")
+    assert record["sweep"] == {"argument": "backbone", "values": values}
+    banks = {value: record["benchmarks"][value]["text_bank"] for value in values}
+    assert [banks[v]["family"] for v in values] == ["vit", "resnet"] and banks[values[0]]["backbone"] == TINY_MODEL
+    assert banks[values[1]]["activation"] == {"name": "QuickGELU", "chosen_by": "the model config"}
+    models = {json.loads(path.read_text())["model_key"]["model"]
+              for path in (root / "cache" / "features").rglob("manifest.json")}
+    assert {TINY_MODEL, "tiny-sweep-resnet"} <= models  # a feature cache per backbone
+    assert cli.main(["sweep", "--methods", "tanl", "--argument", "backbone", "--values", "ViT-B-16",
+                     "--benchmark", str(root / "data" / "toy.yml"), *common, "--out", str(root / "x")]) == 2
+    assert "takes MODEL:WEIGHTS values" in capsys.readouterr().err
 
 
 def test_protocol_sweep_values_are_checked_before_any_model_loads(workspace, capsys):
