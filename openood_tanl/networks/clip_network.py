@@ -422,7 +422,7 @@ def build_network(settings: TextBankSettings):
     network = CLIPNetwork(model, id_text, corpus_text, noise, model.logit_scale.exp().item(), names, words,
                           settings.precision)
     network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
-    network.provenance = plan.provenance
+    network.provenance = {**plan.provenance, "logit_scale": network.logit_scale}  # the weights' own
     return network.to(device).eval(), preprocess
 
 

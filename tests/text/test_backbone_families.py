@@ -48,6 +48,7 @@ def test_the_family_is_recorded_and_its_text_bank_is_built(family_network):
     for rows in (net.id_text_features, net.corpus_text_features, net.noise_features):
         torch.testing.assert_close(rows.norm(dim=1), torch.ones(rows.shape[0]), rtol=0, atol=1e-5)
     assert net.logit_scale == pytest.approx(net.clip_model.logit_scale.exp().item())  # learned, from the weights
+    assert net.provenance["logit_scale"] == net.logit_scale
 
 
 def test_images_go_through_the_family_s_preprocessing(family_network):
