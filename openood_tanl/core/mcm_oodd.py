@@ -41,18 +41,18 @@ class MCMOODD:
         self.temperature, self.queue_size, self.k = values["temperature"], values["queue_size"], values["k"]
         probe = MCM(id_text, logit_scale)  # checks the texts and the scale
         # MCM's softmax of logits / (logit_scale * T) = softmax(cos / T): the official raw-cosine base
-        self._base = MCM(probe.id_text, probe.logit_scale, temperature=probe.logit_scale * self.temperature)
-        self.logit_scale = self._base.logit_scale
-        self.bank_columns = self._base.bank_columns
-        self.dictionary = OODDictionary(self._base.id_text.shape[1], self.queue_size, self.k, self.device)
+        self.base = MCM(probe.id_text, probe.logit_scale, temperature=probe.logit_scale * self.temperature)
+        self.logit_scale = self.base.logit_scale
+        self.bank_columns = self.base.bank_columns
+        self.dictionary = OODDictionary(self.base.id_text.shape[1], self.queue_size, self.k, self.device)
 
     @property
     def device(self) -> torch.device:
-        return self._base.device
+        return self.base.device
 
     @property
     def num_classes(self) -> int:
-        return self._base.num_classes
+        return self.base.num_classes
 
     @property
     def memory_fill(self) -> tuple[int, int]:
@@ -77,7 +77,7 @@ class MCMOODD:
     @torch.no_grad()
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32); the batch enters the dictionary first."""
-        text = self._base.id_text
+        text = self.base.id_text
         features = check_batch(image_features, text, owner=self)
         return self.step_logits(features, (self.logit_scale * features) @ text.T)
 
@@ -85,6 +85,6 @@ class MCMOODD:
     def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
                     softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``step`` on shared work: ``logits`` [B, C] = (logit_scale * features) @ id_text.T, only read."""
-        pred, base = self._base.step_logits(features, logits)
+        pred, base = self.base.step_logits(features, logits)
         self.dictionary.add(features, base)
         return pred, base - self.dictionary.kth_similarity(features)

@@ -152,19 +152,19 @@ class OODD:
                  bank_columns: torch.Tensor | None = None, *, num_groups: int = 100, seed: int = 0,
                  queue_size: int = 2048, k: int = 5):
         values = check_hyperparameters(DICTIONARY_CHECKS, {"queue_size": queue_size, "k": k}, "OODD")
-        self._base = NegLabel(id_text, negative_text, logit_scale, bank_columns, num_groups=num_groups, seed=seed)
-        self.num_groups, self.seed, self.logit_scale = self._base.num_groups, self._base.seed, self._base.logit_scale
+        self.base = NegLabel(id_text, negative_text, logit_scale, bank_columns, num_groups=num_groups, seed=seed)
+        self.num_groups, self.seed, self.logit_scale = self.base.num_groups, self.base.seed, self.base.logit_scale
         self.queue_size, self.k = values["queue_size"], values["k"]
-        self.bank_columns = self._base.bank_columns
-        self.dictionary = OODDictionary(self._base.id_text.shape[1], self.queue_size, self.k, self.device)
+        self.bank_columns = self.base.bank_columns
+        self.dictionary = OODDictionary(self.base.id_text.shape[1], self.queue_size, self.k, self.device)
 
     @property
     def device(self) -> torch.device:
-        return self._base.device
+        return self.base.device
 
     @property
     def num_classes(self) -> int:
-        return self._base.num_classes
+        return self.base.num_classes
 
     @property
     def memory_fill(self) -> tuple[int, int]:
@@ -189,7 +189,7 @@ class OODD:
     @torch.no_grad()
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32); the batch enters the dictionary first."""
-        text = self._base._text
+        text = self.base._text
         features = check_batch(image_features, text, owner=self)
         return self.step_logits(features, (self.logit_scale * features) @ text.T)
 
@@ -198,6 +198,6 @@ class OODD:
                     softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``step`` on shared work: ``logits`` [B, C + M] = (logit_scale * features) @ [ID | negatives].T, only
         read."""
-        pred, base = self._base.step_logits(features, logits)
+        pred, base = self.base.step_logits(features, logits)
         self.dictionary.add(features, base)
         return pred, base - self.dictionary.kth_similarity(features)
