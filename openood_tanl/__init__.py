@@ -12,7 +12,8 @@ from ._lazy import lazy_exports
 from .version import __version__  # noqa: F401 (the package version, openood_tanl.__version__)
 
 _EXPORTS = {
-    **dict.fromkeys(("Engine", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "Lockstep"), ".core"),
+    **dict.fromkeys(("Engine", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "OODD", "MCMOODD",
+                      "Lockstep"), ".core"),
     **dict.fromkeys(("list_methods", "configure", "create_engine", "create_lockstep", "config_root"), ".methods"),
     "TextBank": ".bank", "TextBankNetwork": ".bank", "create_network": ".networks", "CLIPNetwork": ".networks",
     "class_names": ".classnames", "TANLPostprocessor": ".openood", "TestTimeEvaluator": ".openood",

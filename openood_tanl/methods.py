@@ -4,7 +4,7 @@ One ``Method`` entry per name: its engine class, how the engine is built from a 
 (``configs/postprocessors/<name>.yml``, in OpenOOD's schema), whose ``postprocessor_args`` are the method's
 settings. Presets are entries too: ``tanl`` is the paper's setting, ``tanl_official`` the authors' shipped script.
 
-    list_methods()                                   -> ['adaneg', 'mcm', 'neglabel', 'tanl', 'tanl_official']
+    list_methods()                                   -> ['adaneg', 'mcm', 'mcm_oodd', 'neglabel', 'oodd', ...]
     configure("tanl", gap=0.5)                       -> MethodConfig: a method with every hyperparameter, checked
     create_engine("tanl", bank, gap=0.5)             -> a ready TANL engine for ``bank``
     configure("my.yml")                              -> a method from a YAML in OpenOOD's schema
@@ -99,6 +99,23 @@ def _with_selection(engine_class, bank, *, num_negatives, percentile, **hyperpar
                         torch.cat([torch.arange(classes), chosen + classes]), **hyperparameters)
 
 
+def _with_oodd_selection(engine_class, bank, *, negative_fraction, percentile, **hyperparameters):
+    """OODD on the NegLabel base: the ID columns and the columns of OODD's own NegLabel selection
+    (``core.oodd.select_oodd_negatives``; every word counts as a noun when the bank does not say)."""
+    import torch
+
+    from .core.oodd import select_oodd_negatives
+
+    corpus = bank.corpus_text_features
+    is_adjective = getattr(bank, "corpus_is_adjective", None)
+    if is_adjective is None:
+        is_adjective = torch.zeros(len(corpus), dtype=torch.bool)
+    chosen = select_oodd_negatives(bank.id_text_features, corpus, is_adjective, negative_fraction, percentile).cpu()
+    classes = len(bank.id_text_features)
+    return engine_class(bank.id_text_features, corpus.index_select(0, chosen.to(corpus.device)), _logit_scale(bank),
+                        torch.cat([torch.arange(classes), chosen + classes]), **hyperparameters)
+
+
 # ---------------------------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
 class Method:
@@ -110,7 +127,9 @@ class Method:
         engine: ``"module:Class"`` of the engine (``openood_tanl.core``), imported on use.
         build: ``build(engine_class, bank, **hyperparameters) -> engine``.
         config: the shipped YAML's file stem under ``configs/postprocessors/`` (default: ``name``).
-        selects_negatives: whether NegLabel's selection (``num_negatives``, ``percentile``) comes first.
+        selects_negatives: whether a selection of negatives comes first: NegLabel's (``num_negatives``,
+            ``percentile``), or that of the core module ``selection`` names (its ``SELECTION_*`` tables).
+        selection: the core module of the selection's hyperparameters (default: ``openood_tanl.core.neglabel``).
         preset_of: for a preset, the method it sets (``tanl_official`` of ``tanl``): the hyperparameters where
             their shipped settings differ are what the preset's name stands for (``preset_settings``).
     """
@@ -122,6 +141,7 @@ class Method:
     config: str = ""
     selects_negatives: bool = False
     preset_of: str = ""
+    selection: str = ""
 
     @property
     def engine_class(self) -> type:
@@ -131,9 +151,8 @@ class Method:
     def _selection(self, what: str) -> dict:
         if not self.selects_negatives:
             return {}
-        from .core import neglabel
-
-        return dict(getattr(neglabel, f"SELECTION_{what}"))
+        module = importlib.import_module(self.selection or "openood_tanl.core.neglabel")
+        return dict(getattr(module, f"SELECTION_{what}"))
 
     @property
     def hyperparameter_checks(self) -> dict:
@@ -164,6 +183,11 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            "openood_tanl.core.neglabel:NegLabel", _with_selection, selects_negatives=True),
     Method("adaneg", "AdaNeg (NeurIPS 2024): memories of test images per text proxy",
            "openood_tanl.core.adaneg:AdaNeg", _with_selection, selects_negatives=True),
+    Method("oodd", "OODD (CVPR 2025): NegLabel minus the k-th cosine to a dictionary of OOD-like test images",
+           "openood_tanl.core.oodd:OODD", _with_oodd_selection, selects_negatives=True,
+           selection="openood_tanl.core.oodd"),
+    Method("mcm_oodd", "OODD (CVPR 2025) on MCM's raw-cosine softmax (T = 1), its MCM code's base",
+           "openood_tanl.core.mcm_oodd:MCMOODD", _id_only),
 )}
 
 

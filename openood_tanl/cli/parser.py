@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.set_defaults(run=commands.cmd_eval)
 
     board = command("leaderboard", "methods x benchmarks x seeds -> CSV + markdown")
-    board.add_argument("--methods", nargs="+", default=["mcm", "neglabel", "adaneg", "tanl"],
+    board.add_argument("--methods", nargs="+", default=["mcm", "neglabel", "adaneg", "oodd", "tanl"],
                        help=f"{methods} | postprocessor YAMLs")
     board.add_argument("--benchmarks", nargs="+", required=True,
                        help=f"benchmark names ({' | '.join(KNOWN_BENCHMARKS)}) or spec files")

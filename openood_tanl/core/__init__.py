@@ -10,11 +10,13 @@ import importlib as _importlib
 _EXPORTS = {
     "AdaNeg": "adaneg", "Engine": "engine", "OfficialName": "engine", "Lockstep": "lockstep", "MCM": "mcm",
     "NegLabel": "neglabel", "OfficialFP16TANL": "official_fp16", "TANL": "tanl",
+    "OODD": "oodd", "MCMOODD": "mcm_oodd",
 }
-_SUBMODULES = ("adaneg", "engine", "errors", "lockstep", "mcm", "memory", "neglabel", "official_fp16", "scoring",
-               "tanl", "validation", "workspace")
+_SUBMODULES = ("adaneg", "engine", "errors", "lockstep", "mcm", "mcm_oodd", "memory", "neglabel", "official_fp16",
+               "oodd", "scoring", "tanl", "validation", "workspace")
 
-__all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg"]
+__all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "OODD",
+           "MCMOODD"]
 
 
 def __getattr__(name: str):

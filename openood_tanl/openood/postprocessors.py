@@ -1,4 +1,5 @@
-"""OpenOOD postprocessors around the registry's engines: ``tanl``, ``tanl_official``, ``mcm``, ``neglabel``, ``adaneg``.
+"""OpenOOD postprocessors around the registry's engines: ``tanl``, ``tanl_official``, ``mcm``, ``neglabel``, ``adaneg``,
+``oodd``, ``mcm_oodd``.
 
 Each is an OpenOOD ``BasePostprocessor`` that reads its method's hyperparameters from an OpenOOD config (through
 ``openood_tanl.methods.configure``: unknown keys fail naming the valid ones, official names are translated), keeps
@@ -259,6 +260,22 @@ class AdaNegPostprocessor(EnginePostprocessor):
     method = "adaneg"
 
 
+class OODDPostprocessor(EnginePostprocessor):
+    """OODD (CVPR 2025) on the NegLabel base: a per-stream dictionary of OOD-like features (stateful until
+    ``reset()``); ``negative_fraction`` [neg_topk], ``percentile`` [pencentile], ``num_groups`` [ngroup],
+    ``queue_size``, ``k`` [K]."""
+
+    method = "oodd"
+
+
+class MCMOODDPostprocessor(EnginePostprocessor):
+    """OODD (CVPR 2025) on its MCM base (raw-cosine softmax at ``temperature`` [T] 1; stateful until
+    ``reset()``)."""
+
+    method = "mcm_oodd"
+
+
 #: Registry name -> postprocessor class (OpenOOD looks postprocessors up by class).
 POSTPROCESSORS = {cls.method: cls for cls in (TANLPostprocessor, TANLOfficialPostprocessor, MCMPostprocessor,
-                                              NegLabelPostprocessor, AdaNegPostprocessor)}
+                                              NegLabelPostprocessor, AdaNegPostprocessor, OODDPostprocessor,
+                                              MCMOODDPostprocessor)}

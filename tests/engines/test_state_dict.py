@@ -22,6 +22,8 @@ def setting():
     ("tanl_official", "fp32", {"num_negatives": 50, "memory_length": 30}),
     ("tanl", "official-fp16", {"num_negatives": 50, "memory_length": 30}),
     ("adaneg", "fp32", {"num_negatives": 100, "num_groups": 5, "memory_length": 6}),
+    ("oodd", "fp32", {"num_groups": 5, "queue_size": 70}),
+    ("mcm_oodd", "fp32", {"queue_size": 70}),
 ])
 def test_a_resumed_stream_continues_bitwise(setting, name, precision, args):
     bank, batches = setting

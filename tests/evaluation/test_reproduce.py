@@ -54,6 +54,10 @@ def test_four_ood_conventions_follow_the_paper():
     assert table.loc[("adaneg", "mean"), "convention"] == "FPR@95"
     assert table.loc[("tanl", "mean"), "ours FPR@95"] == 54.0 and table.loc[("tanl", "mean"), "paper FPR@95"] == 9.81
     assert "ours FPR@95 std" not in table.columns  # one seed
+    oodd = compare_with_paper(_results("oodd", rows), "four-ood").set_index(["method", "dataset"])
+    assert oodd.loc[("oodd", "mean"), "convention"] == "FPR@95(ID+)"
+    assert oodd.loc[("oodd", "mean"), "paper FPR@95"] == 18.79 and pd.isna(oodd.loc[("oodd", "mean"), "paper AUROC"])
+    assert pd.isna(oodd.loc[("oodd", "SUN"), "paper FPR@95"])  # no per-dataset numbers printed
 
 
 def test_every_paper_number_has_a_convention():

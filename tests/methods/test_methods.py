@@ -27,11 +27,11 @@ def features(synthetic_bank):
 
 
 def test_every_method_has_a_shipped_yaml_and_builds_an_engine(bank, features):
-    assert list_methods() == ["adaneg", "mcm", "neglabel", "tanl", "tanl_official"]
+    assert list_methods() == ["adaneg", "mcm", "mcm_oodd", "neglabel", "oodd", "tanl", "tanl_official"]
     small = {"num_negatives": 500}
     for name in list_methods():
         assert method_config_path(name).is_file()
-        engine = create_engine(name, bank, **({} if name == "mcm" else small))
+        engine = create_engine(name, bank, **({} if name in ("mcm", "mcm_oodd", "oodd") else small))
         assert isinstance(engine, Engine) and engine.num_classes == 10 and engine.device.type == "cpu"
         pred, score = engine.step(features)
         assert pred.shape == score.shape == (64,) and torch.isfinite(score).all()
@@ -69,6 +69,9 @@ def test_create_engine_equals_building_the_engine_by_hand(bank, features):
     ("neglabel", {"ngroup": 2}, "'ngroup' is the official name of 'num_groups'"),
     ("neglabel", {"ood_number": 2}, "'ood_number' is the official name of 'num_negatives'"),
     ("adaneg", {"lambdaval": 1.0}, "'lambdaval' is the official name of 'mix_weight'"),
+    ("oodd", {"neg_topk": 0.1}, "'neg_topk' is the official name of 'negative_fraction'"),
+    ("oodd", {"pencentile": 0.9}, "'pencentile' is the official name of 'percentile'"),
+    ("mcm_oodd", {"T": 2}, "'T' is the official name of 'temperature'"),
 ])
 def test_official_and_misspelt_keys_are_named(name, given, message):
     with pytest.raises(ValueError, match=message):

@@ -6,7 +6,7 @@ import pytest
 import openood_tanl
 import openood_tanl.core as core
 
-ENGINES = {"TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg"}
+ENGINES = {"TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "OODD", "MCMOODD"}
 TOP_LEVEL = ENGINES | {
     "Engine", "Lockstep", "list_methods", "configure", "create_engine", "create_lockstep", "config_root",
     "TextBank", "TextBankNetwork", "create_network", "CLIPNetwork", "class_names", "TANLPostprocessor",
@@ -58,5 +58,5 @@ def test_every_exported_name_exists(module):
 
 def test_one_name_per_concept():
     assert not hasattr(core.TANL, "memory_sizes")  # memory_fill, as every stateful engine names it
-    for engine in (core.TANL, core.AdaNeg):
+    for engine in (core.TANL, core.AdaNeg, core.OODD, core.MCMOODD):
         assert "memory_fill" in engine.learned_state and isinstance(engine.memory_fill, property)

@@ -144,7 +144,8 @@ def test_every_method_runs_on_the_real_network(built):
     images = torch.rand(12, 3, 32, 32)
     settings = {"tanl": dict(num_negatives=40, memory_length=20), "mcm": {},
                 "tanl_official": dict(num_negatives=40, memory_length=20),
-                "neglabel": dict(num_negatives=60, num_groups=3), "adaneg": dict(num_negatives=60, num_groups=3)}
+                "neglabel": dict(num_negatives=60, num_groups=3), "adaneg": dict(num_negatives=60, num_groups=3),
+                "oodd": dict(negative_fraction=0.5, num_groups=3), "mcm_oodd": {}}
     for name in openood_tanl.list_methods():
         engine = openood_tanl.create_engine(name, net, **settings[name])  # the network is its own text bank
         pred, conf = engine.step(net(images, return_feat=True))

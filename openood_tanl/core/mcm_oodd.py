@@ -1,0 +1,90 @@
+"""OODD (Yang et al., CVPR 2025) on the MCM base: OODD's dictionary (``core.oodd``) beside MCM's score of its code."""
+from __future__ import annotations
+
+import torch
+
+from .engine import OfficialName
+from .mcm import MCM
+from .oodd import DICTIONARY_CHECKS, DICTIONARY_OFFICIAL_NAMES, OODDictionary
+from .validation import check_batch, check_hyperparameters, check_real
+
+__all__ = ["MCMOODD", "HYPERPARAMETER_CHECKS", "OFFICIAL_NAMES"]
+
+HYPERPARAMETER_CHECKS = {"temperature": lambda name, value: check_real(name, value, 0.0, low_open=True),
+                         **DICTIONARY_CHECKS}
+OFFICIAL_NAMES = {"temperature": OfficialName("T", "--T, an int, default 1, on the raw cosines"),
+                  **DICTIONARY_OFFICIAL_NAMES}
+
+
+class MCMOODD:
+    """OODD on the MCM base: score = max softmax over the ID classes of ``cos / temperature`` minus the k-th largest
+    cosine to the OOD dictionary; higher = more ID.
+
+    The base is OODD's MCM: the softmax of the RAW cosines (``logits / logit_scale``) at T = 1, 100x flatter than
+    ``mcm`` (CLIP's scaled logits, as the TANL fork), so the dictionary term dominates the score.
+
+    Args:
+        id_text: [C, D] L2-normalised ID class texts; logit_scale: CLIP's ``logit_scale.exp()`` (divided out).
+        temperature: official ``T`` (1). queue_size: official 2048; k: official 5 (see ``core.oodd``).
+
+    Stateful like ``OODD``: learned state ``memory_fill`` ((0, rows held)), ``dictionary_scores``.
+    """
+
+    hyperparameter_checks = HYPERPARAMETER_CHECKS
+    learned_state = ("memory_fill", "dictionary_scores")
+    official_names = OFFICIAL_NAMES
+
+    def __init__(self, id_text: torch.Tensor, logit_scale: float = 100.0, *, temperature: float = 1.0,
+                 queue_size: int = 2048, k: int = 5):
+        values = check_hyperparameters(self.hyperparameter_checks,
+                                       {"temperature": temperature, "queue_size": queue_size, "k": k}, "MCMOODD")
+        self.temperature, self.queue_size, self.k = values["temperature"], values["queue_size"], values["k"]
+        probe = MCM(id_text, logit_scale)  # checks the texts and the scale
+        # MCM's softmax of logits / (logit_scale * T) = softmax(cos / T): the official raw-cosine base
+        self.base = MCM(probe.id_text, probe.logit_scale, temperature=probe.logit_scale * self.temperature)
+        self.logit_scale = self.base.logit_scale
+        self.bank_columns = self.base.bank_columns
+        self.dictionary = OODDictionary(self.base.id_text.shape[1], self.queue_size, self.k, self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.base.num_classes
+
+    @property
+    def memory_fill(self) -> tuple[int, int]:
+        return 0, self.dictionary.fill
+
+    @property
+    def dictionary_scores(self) -> torch.Tensor:
+        return self.dictionary.scores
+
+    def reset(self) -> "MCMOODD":
+        self.dictionary.reset()
+        return self
+
+    def state_dict(self) -> dict:
+        """The stream state (the held features and scores); ``load_state_dict`` continues the stream bitwise."""
+        return self.dictionary.state_dict()
+
+    def load_state_dict(self, state: dict) -> "MCMOODD":
+        self.dictionary.load_state_dict(state)
+        return self
+
+    @torch.no_grad()
+    def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, D] image embeddings -> (pred [B] long, score [B] float32); the batch enters the dictionary first."""
+        text = self.base.id_text
+        features = check_batch(image_features, text, owner=self)
+        return self.step_logits(features, (self.logit_scale * features) @ text.T)
+
+    @torch.no_grad()
+    def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
+                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` on shared work: ``logits`` [B, C] = (logit_scale * features) @ id_text.T, only read."""
+        pred, base = self.base.step_logits(features, logits)
+        self.dictionary.add(features, base)
+        return pred, base - self.dictionary.kth_similarity(features)
