@@ -4,7 +4,7 @@ One ``Method`` entry per name: its engine class, how the engine is built from a 
 (``configs/postprocessors/<name>.yml``, in OpenOOD's schema), whose ``postprocessor_args`` are the method's
 settings. Presets are entries too: ``tanl`` is the paper's setting, ``tanl_official`` the authors' shipped script.
 
-    list_methods()                                   -> ['adaneg', 'mcm', 'neglabel', 'tanl', 'tanl_official']
+    list_methods()                                   -> ['adaneg', 'csp', 'mcm', 'neglabel', 'tanl', 'tanl_official']
     configure("tanl", gap=0.5)                       -> MethodConfig: a method with every hyperparameter, checked
     create_engine("tanl", bank, gap=0.5)             -> a ready TANL engine for ``bank``
     configure("my.yml")                              -> a method from a YAML in OpenOOD's schema
@@ -99,6 +99,21 @@ def _with_selection(engine_class, bank, *, num_negatives, percentile, **hyperpar
                         torch.cat([torch.arange(classes), chosen + classes]), **hyperparameters)
 
 
+def _with_csp_selection(engine_class, bank, **hyperparameters):
+    """CSP: its own selection of the bank's corpus (nouns and adjectives apart, ``bank.corpus_is_adjective``; all
+    nouns when the bank does not say); the bank should be CSP's (``openood_tanl.csp.csp_text_bank``,
+    ``create_network(templates="csp")``), and a bank that says it was built with other prompts warns."""
+    import warnings
+
+    prompts = (getattr(bank, "provenance", None) or {}).get("prompts") or {}
+    if prompts.get("templates", "csp") != "csp":
+        warnings.warn(f"CSP is built from a text bank with the '{prompts['templates']}' prompts, not CSP's own: build "
+                      "the network with templates='csp' (the CLI does it for --methods csp)", UserWarning,
+                      stacklevel=4)
+    return engine_class(bank.id_text_features, bank.corpus_text_features, _logit_scale(bank),
+                        getattr(bank, "corpus_is_adjective", None), **hyperparameters)
+
+
 # ---------------------------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
 class Method:
@@ -164,6 +179,8 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            "openood_tanl.core.neglabel:NegLabel", _with_selection, selects_negatives=True),
     Method("adaneg", "AdaNeg (NeurIPS 2024): memories of test images per text proxy",
            "openood_tanl.core.adaneg:AdaNeg", _with_selection, selects_negatives=True),
+    Method("csp", "CSP (NeurIPS 2024): NegLabel's score on a conjugated semantic pool", "openood_tanl.core.csp:CSP",
+           _with_csp_selection),
 )}
 
 

@@ -8,13 +8,13 @@ hyperparameters' checks and official names. Names load on first use, so ``core.e
 import importlib as _importlib
 
 _EXPORTS = {
-    "AdaNeg": "adaneg", "Engine": "engine", "OfficialName": "engine", "Lockstep": "lockstep", "MCM": "mcm",
+    "AdaNeg": "adaneg", "CSP": "csp", "Engine": "engine", "OfficialName": "engine", "Lockstep": "lockstep", "MCM": "mcm",
     "NegLabel": "neglabel", "OfficialFP16TANL": "official_fp16", "TANL": "tanl",
 }
-_SUBMODULES = ("adaneg", "engine", "errors", "lockstep", "mcm", "memory", "neglabel", "official_fp16", "scoring",
+_SUBMODULES = ("adaneg", "csp", "engine", "errors", "lockstep", "mcm", "memory", "neglabel", "official_fp16", "scoring",
                "tanl", "validation", "workspace")
 
-__all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg"]
+__all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "CSP"]
 
 
 def __getattr__(name: str):

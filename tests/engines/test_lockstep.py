@@ -16,7 +16,7 @@ SWEEP_VALUES = {
     "memory_length": [5, 40], "mix_weight": [0.0, 0.3], "num_groups": [1, 3], "shuffle_groups": [False, True],
     "sample_adaptive": [True, False], "sharpness": [2.0, 8.0], "score_mode": ["adaonly", "multiply"],
     "replace_by_entropy": [False, True], "seed": [1, 7], "temperature": [0.5, 2.0], "alpha": [0.0, 0.5],
-    "score_step": [2, 7], "score_memory_length": [64, 500],
+    "score_step": [2, 7], "score_memory_length": [64, 500], "neg_topk": [0.3, 0.5],
 }
 
 BATCHES = (37, 64, 1, 64, 100, 64)  # uneven, with a single-row batch
