@@ -117,8 +117,8 @@ def csp_text_bank(corpus: Corpus, id_classes, encode_text: Callable[[list[str]],
     prompts = csp_prompts(corpus, id_classes, seed)
     id_text = embed("id-classes", prompts.id)
     dim = id_text.shape[1]
-    parts = {kind: embed(part, sets) if sets else torch.empty(0, dim)
-             for kind, part, sets in (("noun", "nouns", prompts.nouns), ("adjective", "adjectives", prompts.adjectives))}
+    kinds = (("noun", "nouns", prompts.nouns), ("adjective", "adjectives", prompts.adjectives))
+    parts = {kind: embed(part, sets) if sets else torch.empty(0, dim) for kind, part, sets in kinds}
     is_adjective = torch.tensor([kind == "adjective" for kind in corpus.kinds], dtype=torch.bool)
     corpus_text = torch.empty(len(corpus.kinds), dim)
     corpus_text[~is_adjective] = parts["noun"].float()

@@ -8,8 +8,8 @@ hyperparameters' checks and official names. Names load on first use, so ``core.e
 import importlib as _importlib
 
 _EXPORTS = {
-    "AdaNeg": "adaneg", "CSP": "csp", "Engine": "engine", "OfficialName": "engine", "Lockstep": "lockstep", "MCM": "mcm",
-    "NegLabel": "neglabel", "OfficialFP16TANL": "official_fp16", "TANL": "tanl",
+    "AdaNeg": "adaneg", "CSP": "csp", "Engine": "engine", "OfficialName": "engine", "Lockstep": "lockstep",
+    "MCM": "mcm", "NegLabel": "neglabel", "OfficialFP16TANL": "official_fp16", "TANL": "tanl",
 }
 _SUBMODULES = ("adaneg", "csp", "engine", "errors", "lockstep", "mcm", "memory", "neglabel", "official_fp16", "scoring",
                "tanl", "validation", "workspace")
