@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 from .core.errors import UserError
 
 __all__ = ["Method", "MethodConfig", "METHODS", "list_methods", "get_method", "configure", "create_engine",
-           "preset_settings", "translate_official_names",
+           "preset_settings", "translate_official_names", "text_bank_of",
            "create_lockstep",
            "config_root", "method_config_path", "check_keys", "SECTION_KEYS"]
 
@@ -330,16 +330,27 @@ def create_engine(name: str, bank, **hyperparameters):
     config = configure(name, **hyperparameters)
     check_network(bank)
     entry = METHODS[config.name]
-    return entry.build(entry.engine_class, bank, **config.hyperparameters)
+    return entry.build(entry.engine_class, text_bank_of(config.name, bank), **config.hyperparameters)
+
+
+def text_bank_of(name: str, bank):
+    """The text bank method ``name`` is built from: ``bank.method_banks[name]`` where ``bank`` carries one (CSP's
+    own prompts), else ``bank``."""
+    return (getattr(bank, "method_banks", None) or {}).get(name, bank)
 
 
 def create_lockstep(methods: Mapping[str, MethodConfig], bank):
     """One ``core.Lockstep`` of ``methods`` (label -> ``MethodConfig``) on ``bank``: every engine built from the bank,
-    each batch's logits and softmax computed once for all of them."""
+    each batch's logits and softmax computed once for all of them; a ``core.lockstep.Locksteps`` of one
+    ``Lockstep`` per text bank when a method has its own (``bank.method_banks``: CSP's prompts)."""
     import torch
 
-    from .core.lockstep import Lockstep
+    from .core.lockstep import Lockstep, Locksteps
 
-    engines = {label: method.engine(bank) for label, method in methods.items()}
-    return Lockstep(engines, bank.id_text_features, bank.corpus_text_features,
-                    float(torch.as_tensor(bank.logit_scale)))
+    groups: dict[int, tuple[Any, dict]] = {}  # one Lockstep per text bank (a method with its own: CSP's)
+    for label, method in methods.items():
+        own = text_bank_of(method.name, bank)
+        groups.setdefault(id(own), (own, {}))[1][label] = method.engine(bank)
+    locksteps = [Lockstep(engines, own.id_text_features, own.corpus_text_features,
+                          float(torch.as_tensor(own.logit_scale))) for own, engines in groups.values()]
+    return locksteps[0] if len(locksteps) == 1 else Locksteps(locksteps, list(methods))
