@@ -109,7 +109,7 @@ def _with_csp_selection(engine_class, bank, **hyperparameters):
     if prompts.get("templates", "csp") != "csp":
         warnings.warn(f"CSP is built from a text bank with the '{prompts['templates']}' prompts, not CSP's own: build "
                       "the network with templates='csp' (the CLI does it for --methods csp)", UserWarning,
-                      stacklevel=4)
+                      stacklevel=3)
     return engine_class(bank.id_text_features, bank.corpus_text_features, _logit_scale(bank),
                         getattr(bank, "corpus_is_adjective", None), **hyperparameters)
 
