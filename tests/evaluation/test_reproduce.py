@@ -78,3 +78,11 @@ def test_setting_differences_name_what_is_not_the_papers():
     assert notes[0] == "model 'ViT-L-14' (paper: 'ViT-B-16')"
     assert notes[1] == "1 seed(s) (paper setting: 3)"
     assert "corpus 'wordnet' (70350 words, +796 vs the official 69554" in notes[2]
+
+
+def test_csp_paper_row_is_its_four_ood_mean_id_positive():
+    rows = [("iNaturalist", "far"), ("farood", "far")]
+    table = compare_with_paper(_results("csp", rows), "four-ood").set_index(["method", "dataset"])
+    assert table.loc[("csp", "mean"), "convention"] == "FPR@95(ID+)"
+    assert (table.loc[("csp", "mean"), "paper FPR@95"], table.loc[("csp", "mean"), "paper AUROC"]) == (17.51, 95.76)
+    assert pd.isna(table.loc[("csp", "iNaturalist"), "paper FPR@95"])  # not taken from the CSP paper: left out
