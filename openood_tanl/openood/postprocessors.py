@@ -1,4 +1,5 @@
-"""OpenOOD postprocessors around the registry's engines: ``tanl``, ``tanl_official``, ``mcm``, ``neglabel``, ``adaneg``.
+"""OpenOOD postprocessors around the registry's engines: ``tanl``, ``tanl_official``, ``mcm``, ``neglabel``, ``adaneg``,
+``csp``.
 
 Each is an OpenOOD ``BasePostprocessor`` that reads its method's hyperparameters from an OpenOOD config (through
 ``openood_tanl.methods.configure``: unknown keys fail naming the valid ones, official names are translated), keeps
@@ -259,6 +260,14 @@ class AdaNegPostprocessor(EnginePostprocessor):
     method = "adaneg"
 
 
+class CSPPostprocessor(EnginePostprocessor):
+    """CSP (NeurIPS 2024): NegLabel's grouped score on CSP's selection; ``num_groups`` [ngroup], ``neg_topk``,
+    ``percentile`` [pencentile], ``seed``. Its text bank is CSP's when the network is built with
+    ``templates: csp`` (``configs/networks/clip_tanl.yml``); on another bank it warns."""
+
+    method = "csp"
+
+
 #: Registry name -> postprocessor class (OpenOOD looks postprocessors up by class).
 POSTPROCESSORS = {cls.method: cls for cls in (TANLPostprocessor, TANLOfficialPostprocessor, MCMPostprocessor,
-                                              NegLabelPostprocessor, AdaNegPostprocessor)}
+                                              NegLabelPostprocessor, AdaNegPostprocessor, CSPPostprocessor)}
