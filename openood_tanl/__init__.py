@@ -12,14 +12,14 @@ from ._lazy import lazy_exports
 from .version import __version__  # noqa: F401 (the package version, openood_tanl.__version__)
 
 _EXPORTS = {
-    **dict.fromkeys(("Engine", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "OODD", "MCMOODD",
+    **dict.fromkeys(("Engine", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "CSP", "OODD", "MCMOODD",
                       "Lockstep"), ".core"),
     **dict.fromkeys(("list_methods", "configure", "create_engine", "create_lockstep", "config_root"), ".methods"),
     "TextBank": ".bank", "TextBankNetwork": ".bank", "create_network": ".networks", "CLIPNetwork": ".networks",
     "class_names": ".classnames", "TANLPostprocessor": ".openood", "TestTimeEvaluator": ".openood",
     "UserError": ".core.errors",
 }
-_SUBMODULES = ("bank", "classnames", "cli", "core", "corpus", "embedding_cache", "evaluation", "log", "methods",
+_SUBMODULES = ("bank", "classnames", "cli", "core", "corpus", "csp", "embedding_cache", "evaluation", "log", "methods",
                "metrics", "networks", "openood", "provenance", "synthetic", "yaml_files")
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)

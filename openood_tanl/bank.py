@@ -72,13 +72,15 @@ class TextBank:
     ``noise_features``, ``logit_scale`` and optionally ``corpus_is_adjective``), so ``create_engine(name, bank)``
     builds an engine for replaying cached image embeddings. ``provenance`` says what built
     it (the network's, see ``create_network``), for the result files; ``precision`` is the network's
-    (``'official-fp16'`` makes ``create_engine`` build TANL with the official fp16 numerics).
+    (``'official-fp16'`` makes ``create_engine`` build TANL with the official fp16 numerics). ``method_banks``
+    (method name -> ``TextBank``): the text banks of methods with their own prompts for the same images (CSP's:
+    ``create_network(templates="csp")``); ``create_engine`` builds such a method from its own bank.
     """
 
     def __init__(self, id_text_features: torch.Tensor, corpus_text_features: torch.Tensor,
                  noise_features: torch.Tensor, logit_scale: float = 100.0,
                  corpus_is_adjective: torch.Tensor | None = None, provenance: dict | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", method_banks: dict | None = None):
         self.id_text_features = id_text_features
         self.corpus_text_features = corpus_text_features
         self.noise_features = noise_features
@@ -86,6 +88,7 @@ class TextBank:
         self.corpus_is_adjective = corpus_is_adjective
         self.provenance = dict(provenance or {})
         self.precision = precision
+        self.method_banks = dict(method_banks or {})
 
     @classmethod
     def of(cls, net) -> "TextBank":
@@ -93,4 +96,5 @@ class TextBank:
         check_network(net)
         return cls(net.id_text_features, net.corpus_text_features, net.noise_features,
                    float(torch.as_tensor(net.logit_scale)), getattr(net, "corpus_is_adjective", None),
-                   getattr(net, "provenance", None), getattr(net, "precision", "fp32"))
+                   getattr(net, "provenance", None), getattr(net, "precision", "fp32"),
+                   getattr(net, "method_banks", None))

@@ -4,7 +4,7 @@ One ``Method`` entry per name: its engine class, how the engine is built from a 
 (``configs/postprocessors/<name>.yml``, in OpenOOD's schema), whose ``postprocessor_args`` are the method's
 settings. Presets are entries too: ``tanl`` is the paper's setting, ``tanl_official`` the authors' shipped script.
 
-    list_methods()                                   -> ['adaneg', 'mcm', 'mcm_oodd', 'neglabel', 'oodd', ...]
+    list_methods()                                   -> ['adaneg', 'csp', 'mcm', 'mcm_oodd', 'neglabel', ...]
     configure("tanl", gap=0.5)                       -> MethodConfig: a method with every hyperparameter, checked
     create_engine("tanl", bank, gap=0.5)             -> a ready TANL engine for ``bank``
     configure("my.yml")                              -> a method from a YAML in OpenOOD's schema
@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 from .core.errors import UserError
 
 __all__ = ["Method", "MethodConfig", "METHODS", "list_methods", "get_method", "configure", "create_engine",
-           "preset_settings", "translate_official_names",
+           "preset_settings", "translate_official_names", "text_bank_of",
            "create_lockstep",
            "config_root", "method_config_path", "check_keys", "SECTION_KEYS"]
 
@@ -116,6 +116,21 @@ def _with_oodd_selection(engine_class, bank, *, negative_fraction, percentile, *
                         torch.cat([torch.arange(classes), chosen + classes]), **hyperparameters)
 
 
+def _with_csp_selection(engine_class, bank, **hyperparameters):
+    """CSP: its own selection of the bank's corpus (nouns and adjectives apart, ``bank.corpus_is_adjective``; all
+    nouns when the bank does not say); the bank should be CSP's (``openood_tanl.csp.csp_text_bank``,
+    ``create_network(templates="csp")``), and a bank that says it was built with other prompts warns."""
+    import warnings
+
+    prompts = (getattr(bank, "provenance", None) or {}).get("prompts") or {}
+    if prompts.get("templates", "csp") != "csp":
+        warnings.warn(f"CSP is built from a text bank with the '{prompts['templates']}' prompts, not CSP's own: build "
+                      "the network with templates='csp' (the CLI does it for --methods csp)", UserWarning,
+                      stacklevel=3)
+    return engine_class(bank.id_text_features, bank.corpus_text_features, _logit_scale(bank),
+                        getattr(bank, "corpus_is_adjective", None), **hyperparameters)
+
+
 # ---------------------------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
 class Method:
@@ -183,6 +198,8 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            "openood_tanl.core.neglabel:NegLabel", _with_selection, selects_negatives=True),
     Method("adaneg", "AdaNeg (NeurIPS 2024): memories of test images per text proxy",
            "openood_tanl.core.adaneg:AdaNeg", _with_selection, selects_negatives=True),
+    Method("csp", "CSP (NeurIPS 2024): NegLabel's score on a conjugated semantic pool", "openood_tanl.core.csp:CSP",
+           _with_csp_selection),
     Method("oodd", "OODD (CVPR 2025): NegLabel minus the k-th cosine to a dictionary of OOD-like test images",
            "openood_tanl.core.oodd:OODD", _with_oodd_selection, selects_negatives=True,
            selection="openood_tanl.core.oodd"),
@@ -337,16 +354,27 @@ def create_engine(name: str, bank, **hyperparameters):
     config = configure(name, **hyperparameters)
     check_network(bank)
     entry = METHODS[config.name]
-    return entry.build(entry.engine_class, bank, **config.hyperparameters)
+    return entry.build(entry.engine_class, text_bank_of(config.name, bank), **config.hyperparameters)
+
+
+def text_bank_of(name: str, bank):
+    """The text bank method ``name`` is built from: ``bank.method_banks[name]`` where ``bank`` carries one (CSP's
+    own prompts), else ``bank``."""
+    return (getattr(bank, "method_banks", None) or {}).get(name, bank)
 
 
 def create_lockstep(methods: Mapping[str, MethodConfig], bank):
     """One ``core.Lockstep`` of ``methods`` (label -> ``MethodConfig``) on ``bank``: every engine built from the bank,
-    each batch's logits and softmax computed once for all of them."""
+    each batch's logits and softmax computed once for all of them; a ``core.lockstep.Locksteps`` of one
+    ``Lockstep`` per text bank when a method has its own (``bank.method_banks``: CSP's prompts)."""
     import torch
 
-    from .core.lockstep import Lockstep
+    from .core.lockstep import Lockstep, Locksteps
 
-    engines = {label: method.engine(bank) for label, method in methods.items()}
-    return Lockstep(engines, bank.id_text_features, bank.corpus_text_features,
-                    float(torch.as_tensor(bank.logit_scale)))
+    groups: dict[int, tuple[Any, dict]] = {}  # one Lockstep per text bank (a method with its own: CSP's)
+    for label, method in methods.items():
+        own = text_bank_of(method.name, bank)
+        groups.setdefault(id(own), (own, {}))[1][label] = method.engine(bank)
+    locksteps = [Lockstep(engines, own.id_text_features, own.corpus_text_features,
+                          float(torch.as_tensor(own.logit_scale))) for own, engines in groups.values()]
+    return locksteps[0] if len(locksteps) == 1 else Locksteps(locksteps, list(methods))

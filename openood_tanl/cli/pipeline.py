@@ -7,7 +7,7 @@ before any image is encoded.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -63,6 +63,8 @@ class Job:
     plan: Any  # TextBankPlan: class names, corpus, provenance of the text bank and the image transform
     text_bank: Any  # TextBankSettings: the network and text bank the command line asks for (device and cache apart)
     stream_sizes: Any = None  # {OOD set: {"id": n, "ood": m}} for runs that stream
+    #: method name -> (TextBankSettings, TextBankPlan) of a method with its own text bank (CSP's prompts)
+    method_banks: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -117,9 +119,10 @@ def _device(args):
     return device
 
 
-def plan_benchmark(args, benchmark: str) -> Job:
+def plan_benchmark(args, benchmark: str, methods: Iterable = ()) -> Job:
     """Device, cache folder, images (every file listed, present and opening), class names against the ID labels,
-    protocol and stream sizes, text bank: all checked, nothing encoded."""
+    protocol and stream sizes, text bank (and CSP's own, when ``methods``, MethodConfigs, name csp): all checked,
+    nothing encoded."""
     from ..classnames import class_names
     from ..evaluation.datasets import check_images_open, load_benchmark, match_id_classes
     from ..evaluation.protocols import check_settings
@@ -140,7 +143,18 @@ def plan_benchmark(args, benchmark: str) -> Job:
                              stream_settings(args))
     check_images_open(images)
     settings = text_bank_settings(args, spec, benchmark)
-    return Job(images, spec, plan_text_bank(settings), settings, sizes)
+    return Job(images, spec, plan_text_bank(settings), settings, sizes, _method_banks(settings, methods))
+
+
+def _method_banks(settings, methods: Iterable) -> dict:
+    """{method name: (TextBankSettings, TextBankPlan)} of the methods with their own text bank: CSP's (its prompts
+    on the --corpus folder read with its rules), unless the command line's text bank is CSP's already."""
+    from ..networks import plan_text_bank
+
+    if settings.templates == "csp" or not any(method.name == "csp" for method in methods):
+        return {}
+    own = settings.replace(templates="csp", corpus_rules="csp")
+    return {"csp": (own, plan_text_bank(own))}
 
 
 def text_bank_settings(args, id_classes, benchmark: str):
@@ -153,12 +167,13 @@ def text_bank_settings(args, id_classes, benchmark: str):
                             precision=args.precision, quick_gelu=args.quick_gelu, model_config=args.model_config)
 
 
-def plan_benchmarks(args, names: list[str]) -> list[Job]:
+def plan_benchmarks(args, names: list[str], methods: Iterable = ()) -> list[Job]:
     """``plan_benchmark`` of each name; a name given twice, or two specs of one ``name``, is a UsageError."""
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UsageError(f"--benchmarks names {repeated} more than once; name each benchmark once")
-    jobs = [plan_benchmark(args, name) for name in names]
+    methods = list(methods)
+    jobs = [plan_benchmark(args, name, methods) for name in names]
     labels = [job.name for job in jobs]
     clashes = sorted({label for label in labels if labels.count(label) > 1})
     if clashes:
@@ -181,11 +196,19 @@ def run_record_of(methods: dict, jobs: list, args, labels: list[str] | None = No
     from ..provenance import run_record
 
     labels = labels or [job.name for job in jobs]
-    return run_record(methods=methods, text_banks={label: job.plan.provenance for label, job in zip(labels, jobs)},
+    return run_record(methods=methods, text_banks={label: _text_bank_record(job) for label, job in zip(labels, jobs)},
                       images={job.name: image_summary(job.images) for job in jobs},
                       streams={job.name: job.stream_sizes for job in jobs if job.stream_sizes}, protocol=args.protocol,
                       seeds=args.seeds, batch_size=args.batch_size, order=getattr(args, "order", None),
                       id_ood_ratio=getattr(args, "id_ood_ratio", None), **extra)
+
+
+def _text_bank_record(job: Job) -> dict:
+    """The text bank's provenance, with that of each method's own (``method_banks``: CSP's)."""
+    if not job.method_banks:
+        return job.plan.provenance
+    return {**job.plan.provenance, "method_banks": {name: plan.provenance
+                                                    for name, (_, plan) in job.method_banks.items()}}
 
 
 # ---------------------------------------------------------------------------------------------- load and replay
@@ -201,6 +224,9 @@ def load_features(args, job: Job, methods=()) -> tuple[Any, Any]:
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     with distributed.main_process_first():  # under torchrun: rank 0 fills the text-bank cache, the others read it
         net, preprocess = build_network(job.text_bank.replace(device=_device(args), cache_dir=cache_dir))
+        for name, (settings, _) in job.method_banks.items():  # CSP's prompts: the same model, its own text bank
+            bank = TextBank.of(build_network(settings.replace(device=_device(args), cache_dir=cache_dir))[0])
+            net.method_banks = {**getattr(net, "method_banks", {}), name: bank}
     bank = TextBank.of(net)
     for method in methods:
         method.engine(bank)  # bounds that need the text bank (e.g. num_negatives <= corpus size)
@@ -265,7 +291,7 @@ class Pipeline:
         return self.args.benchmarks
 
     def plan(self) -> list[Job]:
-        return plan_benchmarks(self.args, self.benchmarks())
+        return plan_benchmarks(self.args, self.benchmarks(), self.engines())
 
     def records(self) -> list[writers.Output]:
         """The files this run writes, each set with the run record that vouches for it."""

@@ -8,15 +8,15 @@ hyperparameters' checks and official names. Names load on first use, so ``core.e
 import importlib as _importlib
 
 _EXPORTS = {
-    "AdaNeg": "adaneg", "Engine": "engine", "OfficialName": "engine", "Lockstep": "lockstep", "MCM": "mcm",
-    "NegLabel": "neglabel", "OfficialFP16TANL": "official_fp16", "TANL": "tanl",
+    "AdaNeg": "adaneg", "CSP": "csp", "Engine": "engine", "OfficialName": "engine", "Lockstep": "lockstep",
+    "MCM": "mcm", "NegLabel": "neglabel", "OfficialFP16TANL": "official_fp16", "TANL": "tanl",
     "OODD": "oodd", "MCMOODD": "mcm_oodd",
 }
-_SUBMODULES = ("adaneg", "engine", "errors", "lockstep", "mcm", "mcm_oodd", "memory", "neglabel", "official_fp16",
-               "oodd", "scoring", "tanl", "validation", "workspace")
+_SUBMODULES = ("adaneg", "csp", "engine", "errors", "lockstep", "mcm", "mcm_oodd", "memory", "neglabel",
+               "official_fp16", "oodd", "scoring", "tanl", "validation", "workspace")
 
-__all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "OODD",
-           "MCMOODD"]
+__all__ = ["Engine", "OfficialName", "Lockstep", "TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "CSP",
+           "OODD", "MCMOODD"]
 
 
 def __getattr__(name: str):

@@ -19,7 +19,7 @@ from .scoring import gather_columns
 from .validation import as_rows, check_batch, check_logit_scale
 from .workspace import Workspaces
 
-__all__ = ["Lockstep"]
+__all__ = ["Lockstep", "Locksteps"]
 
 
 class Lockstep:
@@ -103,3 +103,43 @@ class Lockstep:
                 gathered[index] = gather_columns(logits, self._distinct[index], self._workspaces, f"columns {index}")
             outputs[label] = engine.step_logits(features, gathered[index])
         return outputs
+
+
+class Locksteps:
+    """Several ``Lockstep``s on one stream, one per text bank (methods with their own prompts: CSP's bank beside
+    the others'): ``step(features) -> {label: (pred, score)}`` over all their engines, in ``order``.
+
+    Each ``Lockstep`` computes its own bank's logits; each engine's results are those of its own run.
+    """
+
+    def __init__(self, locksteps, order=None):
+        self.locksteps = list(locksteps)
+        if not self.locksteps:
+            raise UserError("Locksteps needs at least one Lockstep")
+        members = {label: engine for lockstep in self.locksteps for label, engine in lockstep.engines.items()}
+        if len(members) != sum(len(lockstep.engines) for lockstep in self.locksteps):
+            raise UserError("Locksteps: every engine label must be unique across the Locksteps")
+        self.order = list(members) if order is None else list(order)
+        if sorted(self.order) != sorted(members):
+            raise UserError(f"Locksteps: order {self.order} must name every engine ({sorted(members)}) once")
+        self.engines = {label: members[label] for label in self.order}
+
+    @property
+    def device(self) -> torch.device:
+        return self.locksteps[0].device
+
+    @property
+    def num_classes(self) -> int:
+        return self.locksteps[0].num_classes
+
+    def reset(self) -> "Locksteps":
+        for lockstep in self.locksteps:
+            lockstep.reset()
+        return self
+
+    @torch.no_grad()
+    def step(self, image_features: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        outputs = {}
+        for lockstep in self.locksteps:
+            outputs.update(lockstep.step(image_features))
+        return {label: outputs[label] for label in self.order}

@@ -8,6 +8,7 @@ be redistributed with them.
 from .corpus import (
                      BUILTIN_CORPORA,
                      CORPUS_RULES,
+                     CSP_EXCLUDED_FILES,
                      LICENSE_FILE,
                      Corpus,
                      CorpusWarning,
@@ -23,4 +24,4 @@ from .corpus import (
 
 __all__ = ["Corpus", "CorpusWarning", "load_corpus", "build_corpus", "read_word_list", "read_neglabel_folder",
            "wordnet_words", "normalize_label", "parse_lines", "read_text_file", "BUILTIN_CORPORA", "CORPUS_RULES",
-           "LICENSE_FILE"]
+           "CSP_EXCLUDED_FILES", "LICENSE_FILE"]

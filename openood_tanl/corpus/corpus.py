@@ -20,6 +20,15 @@ De-duplication (``rules``):
 * ``"clean"``: comparisons ignore case, ``_`` vs space and repeated whitespace (CLIP's tokenizer lower-cases, so
   ``Cat`` and ``cat`` are one text embedding); lines are stripped, blank and ``#`` lines skipped, the last line
   kept.
+* ``"csp"`` (a NegLabel-layout folder only), as CSP's ``CLIPScalableClassifier`` reads its word lists: the files
+  whose name before the first ``.`` is ``noun`` or ``adj``, except ``CSP_EXCLUDED_FILES`` (``noun.person.txt``,
+  ``noun.quantity.txt``, ``noun.group.txt``, ``adj.pert.txt``; one that is absent is no error, where the official
+  ``list.remove`` raises); each file's ``readlines()`` (the last line kept with or without a newline), ``_`` ->
+  space, ``strip()``; ONE exact de-duplication across all files, nouns and adjectives together, in reading order
+  (a word of both kinds keeps the kind of the file read first); ID class names are kept. The official code reads
+  ``os.listdir`` order, which the file system decides; we read files by sorted name, so every ``adj*`` file comes
+  before every ``noun*`` file and a word of both kinds is an adjective. An empty line is kept as the word ``''``
+  (the first one; it warns), as the official code keeps it.
 
 A corpus holds nouns first, then adjectives, each in reading order (files by name, lines in order).
 """
@@ -37,7 +46,8 @@ from typing import Callable, Iterable, Sequence, Union
 from ..core.errors import MissingFileError, UserError, UserTypeError
 
 __all__ = ["Corpus", "CorpusWarning", "load_corpus", "build_corpus", "read_word_list", "read_neglabel_folder",
-           "wordnet_words", "normalize_label", "BUILTIN_CORPORA", "CORPUS_RULES", "LICENSE_FILE"]
+           "wordnet_words", "normalize_label", "BUILTIN_CORPORA", "CORPUS_RULES", "CSP_EXCLUDED_FILES",
+           "LICENSE_FILE"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -46,7 +56,11 @@ BUILTIN_CORPORA = {
     "wordnet": ("wordnet_nouns.txt", "wordnet_adjectives.txt"),
     "wordnet-all-lemmas": ("wordnet_all_lemmas_nouns.txt", "wordnet_all_lemmas_adjectives.txt"),
 }
-CORPUS_RULES = ("official", "clean")
+CORPUS_RULES = ("official", "clean", "csp")
+#: The lexicographer files CSP's official config leaves out (``txt_exclude`` of ``custom_config/clip-ViT-B16.py``).
+CSP_EXCLUDED_FILES = ("noun.person.txt", "noun.quantity.txt", "noun.group.txt", "adj.pert.txt")
+#: What a file's name before its first ``.`` must be for CSP to read it, and the kind of its words.
+CSP_FILE_KINDS = {"adj": "adjective", "noun": "noun"}
 LICENSE_FILE = "WORDNET_LICENSE.txt"
 
 _HERE = Path(__file__).resolve().parent
@@ -133,14 +147,47 @@ def _official_lines(path: Path) -> list[str]:
     return lines[:-1]
 
 
+def _read_csp_folder(folder: Path) -> tuple[list[str], list[str]]:
+    """(nouns, adjectives) as CSP reads them: see the ``"csp"`` rules of the module docstring (lines as
+    ``readlines()`` gives them, without their newline; nothing stripped or de-duplicated here)."""
+    nouns: list[str] = []
+    adjectives: list[str] = []
+    skipped = []
+    for name in sorted(os.listdir(folder)):
+        path = folder / name
+        kind = CSP_FILE_KINDS.get(name.split(".")[0])
+        if name in CSP_EXCLUDED_FILES:
+            continue
+        if kind is None or not path.is_file():
+            if not name.startswith("."):
+                skipped.append(name)
+            continue
+        lines = read_text_file(path, "word list").split("\n")
+        if lines[-1] == "":
+            lines.pop()  # readlines() gives no line after a final newline
+        (adjectives if kind == "adjective" else nouns).extend(lines)
+    if not nouns and not adjectives:
+        raise UserError(f"corpus folder {str(folder)!r} holds no word list CSP reads: expected files named adj.*.txt "
+                        "(adjectives) and noun.*.txt (nouns), one word a line, as NegLabel's txtfiles/ folder"
+                        + (f"; found {_examples(skipped)}" if skipped else ""))
+    if skipped:
+        warnings.warn(f"corpus folder {folder}: skipped {_examples(skipped)}, which are not word lists (CSP reads "
+                      "only the files whose name before the first '.' is 'adj' or 'noun')", CorpusWarning,
+                      stacklevel=3)
+    return nouns, adjectives
+
+
 def read_neglabel_folder(folder: PathLike, rules: str = "official") -> tuple[list[str], list[str]]:
-    """(nouns, adjectives) of a folder in NegLabel's layout: ``adj*txt`` and ``noun*txt`` files, one word a line.
+    """(nouns, adjectives) of a folder in NegLabel's layout: ``adj*txt`` and ``noun*txt`` files, one word a line
+    (``rules="csp"``: the files CSP reads, see the module docstring).
 
     Files are read in name order, each with the ``rules``' reading (see the module docstring); nothing is
     de-duplicated here. Other files are skipped with a ``CorpusWarning`` naming them (hidden files silently).
     """
     _check_rules(rules)
     folder = Path(folder)
+    if rules == "csp":
+        return _read_csp_folder(folder)
     nouns: list[str] = []
     adjectives: list[str] = []
     skipped = []
@@ -275,12 +322,36 @@ def _unique(words: Iterable[str], key: Callable[[str], str]) -> list[str]:
     return out
 
 
+def _csp_corpus(nouns: Sequence[str], adjectives: Sequence[str], source: str) -> Corpus:
+    """CSP's one exact de-duplication, adjectives read first (sorted file names: ``adj*`` before ``noun*``)."""
+    kind_of: dict[str, str] = {}
+    for kind, words in (("adjective", adjectives), ("noun", nouns)):
+        for raw in words:
+            kind_of.setdefault(raw.replace("_", " ").strip(), kind)
+    if "" in kind_of:
+        warnings.warn("the word lists have a blank line; CSP keeps it as the word '' (its prompts are e.g. 'the "
+                      "nice '), and so do we under rules='csp'. Remove blank lines from the word lists to drop it.",
+                      CorpusWarning, stacklevel=4)
+    kept = {kind: [word for word, k in kind_of.items() if k == kind] for kind in ("noun", "adjective")}
+    return Corpus(words=kept["noun"] + kept["adjective"],
+                  kinds=["noun"] * len(kept["noun"]) + ["adjective"] * len(kept["adjective"]),
+                  source=source, rules="csp", num_input_nouns=len(kept["noun"]),
+                  num_input_adjectives=len(kept["adjective"]), num_repeats=len(nouns) + len(adjectives) - len(kind_of),
+                  input_nouns=kept["noun"], input_adjectives=kept["adjective"])
+
+
 def build_corpus(id_classes: Iterable[str], nouns: Sequence[str], adjectives: Sequence[str], *,
                  rules: str = "official", source: str = "lists") -> Corpus:
-    """The negative-label candidates for ``id_classes`` from (nouns, adjectives), with ``rules``' de-duplication."""
+    """The negative-label candidates for ``id_classes`` from (nouns, adjectives), with ``rules``' de-duplication
+    (``"csp"``: the words as read, adjectives before nouns, and the ID class names kept)."""
     _check_rules(rules)
     if isinstance(id_classes, str):
         raise UserTypeError("id_classes must be a list of class names, not a single string")
+    if rules == "csp":
+        for what, words in (("nouns", nouns), ("adjectives", adjectives)):
+            if isinstance(words, str) or not all(isinstance(word, str) for word in words):
+                raise UserTypeError(f"{what} must be a list of strings")
+        return _csp_corpus(list(nouns), list(adjectives), source)
     nouns = _check_words(nouns, "nouns", rules)
     adjectives = _check_words(adjectives, "adjectives", rules)
     key: Callable[[str], str] = (lambda word: word) if rules == "official" else normalize_label
@@ -310,6 +381,10 @@ def load_corpus(source: PathLike = "wordnet", id_classes: Iterable[str] = (), *,
     """
     _check_rules(rules)
     text = os.fspath(source)
+    if rules == "csp" and (text in BUILTIN_CORPORA or not Path(text).expanduser().is_dir()):
+        raise UserError(f"rules='csp' reads a folder of WordNet lexicographer files (CSP leaves some out by name), "
+                        f"but corpus {text!r} is not a folder: pass NegLabel's txtfiles/ folder (CLI: --corpus "
+                        "NegLabel/txtfiles)")
     if isinstance(source, str) and text in BUILTIN_CORPORA:
         nouns, adjectives = wordnet_words(text)
         return build_corpus(id_classes, nouns, adjectives, rules=rules, source=text)

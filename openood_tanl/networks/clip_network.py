@@ -20,7 +20,7 @@ from ..version import __version__
 from .checkpoints import OPENAI_FORMS, checkpoint_form, read_openai_state_dict
 from .noise import noise_images
 from .settings import TextBankSettings
-from .text_encoding import TEXT_ENCODINGS, encode_class_texts, trims_exactly
+from .text_encoding import TEXT_ENCODINGS, encode_class_texts, encode_raw_prompts, trims_exactly
 from .transforms import TRANSFORMS, build_transform, resolve_transform
 
 __all__ = ["CLIPNetwork", "create_network", "build_network", "plan_text_bank", "TextBankPlan", "TextBankSettings",
@@ -28,10 +28,11 @@ __all__ = ["CLIPNetwork", "create_network", "build_network", "plan_text_bank", "
 
 logger = logging.getLogger(__name__)
 
-#: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns.
+#: Prompt templates: the official code's single templates, or open_clip's OpenAI ensemble for ID classes and nouns;
+#: or CSP's whole text side (``openood_tanl.csp``: its prompts, raw-averaged, on its corpus rules).
 NOUN_TEMPLATE = "The nice {}."
 ADJECTIVE_TEMPLATE = "This is a {} photo."
-TEMPLATES = ("official", "openai-ensemble")
+TEMPLATES = ("official", "openai-ensemble", "csp")
 #: fp32; fp16 (CUDA): a half-precision model, features normalised in float32; official-fp16 (CUDA or CPU): the
 #: official run's numerics: a half-precision model, features normalised in float16 as the official code does,
 #: and TANL's fp16 scoring (``core.OfficialFP16TANL``).
@@ -334,6 +335,28 @@ def _text_bank(model, tokenizer, plan: "TextBankPlan", cache: EmbeddingCache, de
     return id_text, corpus_text
 
 
+def _csp_text_bank(model, tokenizer, plan: "TextBankPlan", cache: EmbeddingCache, device, batch_size: int,
+                   official_fp16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSP's ([C, D] ID texts, [N, D] corpus texts) (``openood_tanl.csp``), each part cached by its prompts."""
+    from ..csp import average_prompts, csp_text_bank
+
+    encoding = TEXT_ENCODINGS[0] if trims_exactly(model) and not official_fp16 else TEXT_ENCODINGS[1]
+
+    def embed(part: str, prompt_sets: list[list[str]]) -> torch.Tensor:
+        key = {**plan.model_key, "kind": f"csp-{part}", "prompts": fingerprint(prompt_sets), "averaging": "raw",
+               "encoding": encoding}
+
+        def encode_text(prompts: list[str]) -> torch.Tensor:
+            logger.info("encoding %d CSP %s prompts (%s)", len(prompts), part, encoding)
+            return encode_raw_prompts(model, tokenizer, prompts, device, batch_size, f"CSP {part}",
+                                      full_context=official_fp16)[0]
+
+        return cache.get_or_compute(f"csp-{part}", key, lambda: average_prompts(prompt_sets, encode_text))
+
+    bank = csp_text_bank(plan.corpus, plan.names, None, seed=plan.provenance["prompts"]["seed"], embed=embed)
+    return bank.id_text_features, bank.corpus_text_features
+
+
 def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "openai", id_classes="imagenet",
                    corpus: str | os.PathLike = "wordnet", device: str | torch.device = "cpu",
                    cache_dir: str | os.PathLike | None = None, *, corpus_rules: str = "official",
@@ -355,8 +378,10 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         corpus_rules: 'official' (exact de-duplication, the official file reading) or 'clean'.
         device: where the model runs ('cpu', 'cuda', ...).
         cache_dir: text-bank cache folder (default ``default_cache_dir()``).
-        templates: 'official' ("The nice {}." for classes and nouns, "This is a {} photo." for adjectives) or
-            'openai-ensemble' (open_clip's OpenAI ImageNet templates for classes and nouns, averaged).
+        templates: 'official' ("The nice {}." for classes and nouns, "This is a {} photo." for adjectives),
+            'openai-ensemble' (open_clip's OpenAI ImageNet templates for classes and nouns, averaged) or 'csp'
+            (CSP's text side, ``openood_tanl.csp``: the corpus read with the 'csp' rules, which a corpus_rules of
+            'official' (the default) or 'csp' means here, its prompts, raw embeddings averaged; seed 0).
         transform: 'auto' (the official transform for the official benchmarks and class sets, open_clip's for any
             other), 'official' (RGB, short side to 256 bicubic, centre crop 224, CLIP mean/std; 224 -> 224 for
             CIFAR) or 'open_clip' (open_clip's eval transform); see ``networks.transforms``.
@@ -414,7 +439,8 @@ def build_network(settings: TextBankSettings):
                                     model.visual.image_size, open_clip_preprocess, settings.benchmark)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else default_cache_dir())
     official_fp16 = settings.precision == "official-fp16"
-    id_text, corpus_text = _text_bank(model, tokenizer, plan, cache, device, settings.batch_size, official_fp16)
+    build_text = _csp_text_bank if settings.templates == "csp" else _text_bank
+    id_text, corpus_text = build_text(model, tokenizer, plan, cache, device, settings.batch_size, official_fp16)
     normalisation = next((t for t in getattr(open_clip_preprocess, "transforms", [])
                           if type(t).__name__ == "Normalize"), None)
     noise = _noise_features(model, normalisation, cache, model_key, device, settings.noise_seed,
@@ -458,6 +484,31 @@ def plan_text_bank(settings: TextBankSettings | str | None = None, *arguments, *
     return _plan(settings)
 
 
+def _corpus_rules(settings: TextBankSettings) -> str:
+    """The corpus rules of ``settings``: CSP's for templates='csp' (which refuses 'clean')."""
+    if settings.templates != "csp":
+        return settings.corpus_rules
+    if settings.corpus_rules not in ("official", "csp"):
+        raise UserError(f"templates='csp' reads the corpus with CSP's rules; corpus_rules='{settings.corpus_rules}' "
+                        "does not go with it (use corpus_rules='csp' or leave the default)")
+    return "csp"
+
+
+def _prompt_templates(templates: str) -> dict:
+    """The prompt templates of each part of the text bank (what the provenance records)."""
+    if templates == "csp":
+        from ..csp import ADJECTIVE_TEMPLATES, NOUN_TEMPLATES, SUPERCLASS_PHRASES
+
+        return {"classes": list(NOUN_TEMPLATES), "nouns": list(NOUN_TEMPLATES), "adjectives": list(ADJECTIVE_TEMPLATES),
+                "superclass_phrases": list(SUPERCLASS_PHRASES), "seed": 0, "averaging": "raw"}
+    if templates == "official":
+        class_templates = noun_templates = [NOUN_TEMPLATE]
+    else:
+        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+        class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+    return {"classes": list(class_templates), "nouns": list(noun_templates), "adjectives": [ADJECTIVE_TEMPLATE]}
+
+
 def _plan(settings: TextBankSettings) -> TextBankPlan:
     """``plan_text_bank`` of ``settings``."""
     import open_clip
@@ -480,13 +531,8 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
         open_clip.add_model_config(os.fspath(model_config))
     _check_model(model_name, pretrained)
     names = class_names(id_classes)
-    words = load_corpus(corpus, names, rules=settings.corpus_rules)
-    if templates == "official":
-        class_templates = noun_templates = [NOUN_TEMPLATE]
-    else:
-        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
-        class_templates = noun_templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
-    prompts = {"classes": list(class_templates), "nouns": list(noun_templates), "adjectives": [ADJECTIVE_TEMPLATE]}
+    words = load_corpus(corpus, names, rules=_corpus_rules(settings))
+    prompts = _prompt_templates(templates)
     form = checkpoint_form(pretrained) if pretrained and os.path.isfile(pretrained) else None
     use_quick_gelu, chosen_by = _resolve_quick_gelu(model_name, pretrained, settings.quick_gelu, form)
     model_key = {"model": model_name, "config": fingerprint(open_clip.get_model_config(model_name)),

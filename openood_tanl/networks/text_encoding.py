@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["trims_exactly", "encode_prompts", "encode_class_texts", "TEXT_ENCODINGS"]
+__all__ = ["trims_exactly", "encode_prompts", "encode_raw_prompts", "encode_class_texts", "TEXT_ENCODINGS"]
 
 #: What the text bank's provenance records about how its prompts were encoded.
 TEXT_ENCODINGS = ("trimmed to the longest prompt of each batch", "full context")
@@ -59,9 +59,9 @@ def _encode_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_prompts(model, tokenizer, prompts: Sequence[str], device, batch_size: int = 256,
-                   description: str = "prompts") -> torch.Tensor:
-    """[P, D] float32 L2-normalised embeddings of ``prompts``, in batches of prompts of similar length, each run on
-    its longest prompt's positions only (``trims_exactly(model)`` must hold)."""
+                   description: str = "prompts", normalize: bool = True) -> torch.Tensor:
+    """[P, D] float32 L2-normalised (``normalize``; else raw) embeddings of ``prompts``, in batches of prompts of
+    similar length, each run on its longest prompt's positions only (``trims_exactly(model)`` must hold)."""
     from tqdm.auto import tqdm
 
     tokens = tokenizer(list(prompts))
@@ -70,11 +70,27 @@ def encode_prompts(model, tokenizer, prompts: Sequence[str], device, batch_size:
     out = None
     for chunk in tqdm(order.split(batch_size), desc=f"encoding {description}", disable=not sys.stderr.isatty()):
         length = int(ends[chunk].max()) + 1
-        encoded = F.normalize(_encode_trimmed(model, tokens[chunk, :length].to(device)).float(), dim=-1).cpu()
+        encoded = _encode_trimmed(model, tokens[chunk, :length].to(device)).float()
+        encoded = (F.normalize(encoded, dim=-1) if normalize else encoded).cpu()
         if out is None:
             out = torch.empty(len(prompts), encoded.shape[1])
         out[chunk] = encoded
     return out
+
+
+@torch.no_grad()
+def encode_raw_prompts(model, tokenizer, prompts: Sequence[str], device, batch_size: int = 256,
+                       description: str = "prompts", full_context: bool = False) -> tuple[torch.Tensor, str]:
+    """[P, D] float32 RAW text embeddings of ``prompts`` (``model.encode_text``, no normalisation: what CSP averages)
+    and which of ``TEXT_ENCODINGS`` computed them: trimmed where ``trims_exactly(model)`` and not
+    ``full_context``, else ``encode_text`` at the full context in batches."""
+    if not full_context and trims_exactly(model):
+        return encode_prompts(model, tokenizer, prompts, device, batch_size, description, normalize=False), \
+            TEXT_ENCODINGS[0]
+    prompts = list(prompts)
+    parts = [model.encode_text(tokenizer(prompts[start:start + batch_size]).to(device)).float().cpu()
+             for start in range(0, len(prompts), batch_size)]
+    return torch.cat(parts), TEXT_ENCODINGS[1]
 
 
 @torch.no_grad()

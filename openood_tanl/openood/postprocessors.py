@@ -1,5 +1,5 @@
 """OpenOOD postprocessors around the registry's engines: ``tanl``, ``tanl_official``, ``mcm``, ``neglabel``, ``adaneg``,
-``oodd``, ``mcm_oodd``.
+``csp``, ``oodd``, ``mcm_oodd``.
 
 Each is an OpenOOD ``BasePostprocessor`` that reads its method's hyperparameters from an OpenOOD config (through
 ``openood_tanl.methods.configure``: unknown keys fail naming the valid ones, official names are translated), keeps
@@ -260,6 +260,14 @@ class AdaNegPostprocessor(EnginePostprocessor):
     method = "adaneg"
 
 
+class CSPPostprocessor(EnginePostprocessor):
+    """CSP (NeurIPS 2024): NegLabel's grouped score on CSP's selection; ``num_groups`` [ngroup],
+    ``negative_fraction`` [neg_topk], ``percentile`` [pencentile], ``seed``. Its text bank is CSP's when the network
+    is built with ``templates: csp`` (``configs/networks/clip_tanl.yml``); on another bank it warns."""
+
+    method = "csp"
+
+
 class OODDPostprocessor(EnginePostprocessor):
     """OODD (CVPR 2025) on the NegLabel base: a per-stream dictionary of OOD-like features (stateful until
     ``reset()``); ``negative_fraction`` [neg_topk], ``percentile`` [pencentile], ``num_groups`` [ngroup],
@@ -277,5 +285,5 @@ class MCMOODDPostprocessor(EnginePostprocessor):
 
 #: Registry name -> postprocessor class (OpenOOD looks postprocessors up by class).
 POSTPROCESSORS = {cls.method: cls for cls in (TANLPostprocessor, TANLOfficialPostprocessor, MCMPostprocessor,
-                                              NegLabelPostprocessor, AdaNegPostprocessor, OODDPostprocessor,
-                                              MCMOODDPostprocessor)}
+                                              NegLabelPostprocessor, AdaNegPostprocessor, CSPPostprocessor,
+                                              OODDPostprocessor, MCMOODDPostprocessor)}

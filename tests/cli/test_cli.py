@@ -86,6 +86,37 @@ def test_leaderboard_and_sweep(workspace):
     assert (out / "sweep.png").stat().st_size > 10000
 
 
+def test_leaderboard_with_csp_builds_its_own_text_bank(workspace, capsys):
+    """csp beside the others in one lockstep replay: CSP's text bank from the same --corpus folder, its rules and
+    prompts; the run record names both banks; a corpus CSP cannot read is named before any model loads."""
+    import json
+
+    root, common = workspace
+    folder = root / "txtfiles"
+    folder.mkdir(exist_ok=True)
+    (folder / "noun.artifact.txt").write_text("".join(f"thing{i}\n" for i in range(900)))
+    (folder / "adj.all.txt").write_text("".join(f"shade{i}\n" for i in range(300)))
+    (folder / "noun.person.txt").write_text("driver\n")
+    common = [*common[:common.index("--corpus") + 1], str(folder), *common[common.index("--corpus") + 2:]]
+    benchmark = str(root / "data" / "toy.yml")
+    out = root / "board-csp"
+    methods = ["mcm", str(root / "neglabel-small.yml"), "csp", "tanl"]
+    assert cli.main(["leaderboard", "--methods", *methods, "--benchmarks", benchmark, *common,
+                     "--batch-size", "8", "--out", str(out)]) == 0
+    board = pd.read_csv(out / "leaderboard.csv", index_col="method")
+    assert list(board.index) == ["mcm", "neglabel-small", "csp", "tanl"]
+    record = json.loads((out / "leaderboard.run.json").read_text())
+    text_bank = record["benchmarks"]["toy"]["text_bank"]
+    assert text_bank["prompts"]["templates"] == "official" and text_bank["corpus"]["words"] == 1201
+    own = text_bank["method_banks"]["csp"]
+    assert own["prompts"]["templates"] == "csp" and own["corpus"]["rules"] == "csp" and own["corpus"]["words"] == 1200
+    capsys.readouterr()
+    wordnet = [*common[:common.index("--corpus") + 1], "wordnet", *common[common.index("--corpus") + 2:]]
+    assert cli.main(["leaderboard", "--methods", "mcm", "csp", "--benchmarks", benchmark, *wordnet,
+                     "--out", str(root / "board-csp-wordnet")]) == 2
+    assert "rules='csp' reads a folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argument, values, expected", [("batch_size", ["4", "16"], [4, 16, 4, 16]),
                                                         ("id_ood_ratio", ["0.5", "2"], [0.5, 2.0, 0.5, 2.0]),
                                                         ("order", ["mixed", "ood-first", "temporal"],

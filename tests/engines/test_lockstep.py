@@ -167,3 +167,24 @@ def test_engines_declare_their_bank_columns_at_construction(bank, stream):
     for bad in (columns[:-1], columns.float(), torch.cat([columns[:-1], columns[:1]])):
         with pytest.raises(ValueError, match="bank_columns"):
             NegLabel(bank.id_text_features, negatives, 100.0, bad, num_groups=10)
+
+
+def test_a_method_with_its_own_text_bank_steps_beside_the_others(bank, stream, synthetic_bank):
+    """CSP's own bank (``bank.method_banks``) gets its own Lockstep; every method still equals its own run."""
+    from openood_tanl.core.lockstep import Locksteps
+
+    raw = synthetic_bank(12, 600, 32, seed=9)
+    csp_bank = TextBank(raw.id_text, raw.corpus_text, raw.noise_features[:0], 100.0,
+                        corpus_is_adjective=torch.arange(600) >= 450)
+    both = TextBank(bank.id_text_features, bank.corpus_text_features, bank.noise_features, 100.0,
+                    method_banks={"csp": csp_bank})
+    methods = {name: _small(name) for name in list_methods()}
+    lockstep = create_lockstep(methods, both)
+    assert isinstance(lockstep, Locksteps) and list(lockstep.engines) == list(methods)
+    together = _together(lockstep, stream)
+    assert list(together[0]) == list(methods)
+    for label, method in methods.items():
+        _assert_same(_alone(method.engine(both), stream), together, label)
+    alone_csp = create_engine("csp", csp_bank, num_groups=4)
+    assert torch.equal(create_engine("csp", both, num_groups=4).selected, alone_csp.selected)
+    _assert_same(_alone(alone_csp, stream), together, "csp")

@@ -76,7 +76,7 @@ def test_demo_command_writes_its_files(small, tmp_path, monkeypatch, capsys):
                  "trace/trace-tanl-seed-0-temporal.png", "trace/trace-adaneg-seed-0-temporal.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     board = pd.read_csv(tmp_path / "leaderboard.csv", index_col="method")
-    assert list(board.index) == ["mcm", "neglabel", "adaneg", "oodd", "tanl"]
+    assert list(board.index) == ["mcm", "neglabel", "csp", "adaneg", "oodd", "tanl"]
     orders = pd.read_csv(tmp_path / "sweep-order.csv")
     assert list(orders["order"]) == ["mixed", "id-first", "ood-first"] * 2
     trace = pd.read_csv(tmp_path / "trace" / "trace.csv")

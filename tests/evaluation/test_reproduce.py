@@ -103,3 +103,11 @@ def test_a_backbone_with_its_own_published_numbers_is_compared_with_them():
     vit_l = compare_with_paper(_results("tanl", [("farood", "far")]), "four-ood", "ViT-L-14", "openai")
     assert vit_l.loc[0, "paper FPR@95"] == 9.52 and "unverified" in vit_l.loc[0, "source"]
     assert setting_differences({"model": "ViT-L-14", "pretrained": "openai", "precision": "official-fp16"}) == []
+
+
+def test_csp_paper_row_is_its_four_ood_mean_id_positive():
+    rows = [("iNaturalist", "far"), ("farood", "far")]
+    table = compare_with_paper(_results("csp", rows), "four-ood").set_index(["method", "dataset"])
+    assert table.loc[("csp", "mean"), "convention"] == "FPR@95(ID+)"
+    assert (table.loc[("csp", "mean"), "paper FPR@95"], table.loc[("csp", "mean"), "paper AUROC"]) == (17.51, 95.76)
+    assert pd.isna(table.loc[("csp", "iNaturalist"), "paper FPR@95"])  # not taken from the CSP paper: left out

@@ -27,11 +27,11 @@ def features(synthetic_bank):
 
 
 def test_every_method_has_a_shipped_yaml_and_builds_an_engine(bank, features):
-    assert list_methods() == ["adaneg", "mcm", "mcm_oodd", "neglabel", "oodd", "tanl", "tanl_official"]
+    assert list_methods() == ["adaneg", "csp", "mcm", "mcm_oodd", "neglabel", "oodd", "tanl", "tanl_official"]
     small = {"num_negatives": 500}
     for name in list_methods():
         assert method_config_path(name).is_file()
-        engine = create_engine(name, bank, **({} if name in ("mcm", "mcm_oodd", "oodd") else small))
+        engine = create_engine(name, bank, **({} if name in ("mcm", "mcm_oodd", "oodd", "csp") else small))
         assert isinstance(engine, Engine) and engine.num_classes == 10 and engine.device.type == "cpu"
         pred, score = engine.step(features)
         assert pred.shape == score.shape == (64,) and torch.isfinite(score).all()

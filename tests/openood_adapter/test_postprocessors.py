@@ -10,6 +10,7 @@ pytest.importorskip("openood.evaluation_api", reason="needs OpenOOD (pip install
 
 from openood_tanl.openood.postprocessors import (  # noqa: E402
     AdaNegPostprocessor,
+    CSPPostprocessor,
     MCMPostprocessor,
     NegLabelPostprocessor,
     TANLPostprocessor,
@@ -132,3 +133,15 @@ def test_adaneg_postprocessor_keeps_memories_until_reset():
     assert torch.equal(postprocessor.postprocess(net, images)[1], first)
     with pytest.raises(ValueError, match="'lambdaval' is the official name of 'mix_weight'"):
         AdaNegPostprocessor(lambdaval=1.0)
+
+
+def test_csp_postprocessor_is_the_engine_with_the_shipped_defaults(net):
+    from openood_tanl import create_engine
+
+    postprocessor = CSPPostprocessor(num_groups=4)
+    assert postprocessor.args == dict(num_groups=4, negative_fraction=0.15, percentile=0.95, seed=0)
+    engine = create_engine("csp", net, num_groups=4)
+    images = _images(16)
+    pred, conf = postprocessor.postprocess(net, images)
+    want_pred, want_conf = engine.step(net(images, return_feat=True))
+    assert torch.equal(pred, want_pred) and torch.equal(conf, want_conf)

@@ -48,6 +48,7 @@ LAYERS = {
     "openood_tanl.bank": "text bank",
     "openood_tanl.methods": "registry",
     "openood_tanl.corpus": "words", "openood_tanl.classnames": "words",
+    "openood_tanl.csp": "prompts",
     "openood_tanl.networks": "network",
     "openood_tanl.openood.datasets": "openood data",
     "openood_tanl.evaluation": "evaluation", "openood_tanl.provenance": "evaluation",
@@ -58,7 +59,7 @@ LAYERS = {
 #: layer -> the layers drawn directly above it (it may import those, the layers above them, and its own).
 ABOVE = {
     "engines": set(), "shared": {"engines"}, "text bank": {"shared"}, "registry": {"text bank"},
-    "words": {"shared"}, "network": {"words"}, "openood data": {"shared"},
+    "words": {"shared"}, "prompts": {"words", "text bank"}, "network": {"prompts"}, "openood data": {"shared"},
     "evaluation": {"registry", "network", "openood data"}, "entry points": {"evaluation"},
 }
 

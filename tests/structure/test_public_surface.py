@@ -6,7 +6,7 @@ import pytest
 import openood_tanl
 import openood_tanl.core as core
 
-ENGINES = {"TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "OODD", "MCMOODD"}
+ENGINES = {"TANL", "OfficialFP16TANL", "MCM", "NegLabel", "AdaNeg", "CSP", "OODD", "MCMOODD"}
 TOP_LEVEL = ENGINES | {
     "Engine", "Lockstep", "list_methods", "configure", "create_engine", "create_lockstep", "config_root",
     "TextBank", "TextBankNetwork", "create_network", "CLIPNetwork", "class_names", "TANLPostprocessor",
@@ -26,6 +26,7 @@ def test_core_exports_the_engines_and_their_contract_not_their_machinery():
     for module, name in (("memory", "ActivationMemory"), ("scoring", "activation_aware_score"),
                          ("scoring", "literal_activation_aware_score"), ("scoring", "otsu_threshold"),
                          ("scoring", "prefix_lengths"), ("neglabel", "select_negative_labels"),
+                         ("csp", "select_csp_negatives"),
                          ("workspace", "Workspaces")):
         assert name not in core.__all__ and hasattr(importlib.import_module(f"openood_tanl.core.{module}"), name)
 
@@ -48,7 +49,8 @@ def test_corpus_functions_live_only_in_the_corpus_package():
 
 @pytest.mark.parametrize("module", ["openood_tanl", "openood_tanl.core", "openood_tanl.corpus",
                                     "openood_tanl.classnames", "openood_tanl.networks", "openood_tanl.evaluation",
-                                    "openood_tanl.log", "openood_tanl.methods", "openood_tanl.bank"])
+                                    "openood_tanl.log", "openood_tanl.methods", "openood_tanl.bank",
+                                    "openood_tanl.csp"])
 def test_every_exported_name_exists(module):
     imported = importlib.import_module(module)
     missing = [name for name in imported.__all__ if name not in ("TANLPostprocessor", "TestTimeEvaluator")

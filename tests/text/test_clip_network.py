@@ -145,9 +145,11 @@ def test_every_method_runs_on_the_real_network(built):
     settings = {"tanl": dict(num_negatives=40, memory_length=20), "mcm": {},
                 "tanl_official": dict(num_negatives=40, memory_length=20),
                 "neglabel": dict(num_negatives=60, num_groups=3), "adaneg": dict(num_negatives=60, num_groups=3),
-                "oodd": dict(negative_fraction=0.5, num_groups=3), "mcm_oodd": {}}
+                "oodd": dict(negative_fraction=0.5, num_groups=3), "mcm_oodd": {}, "csp": dict(num_groups=3)}
     for name in openood_tanl.list_methods():
-        engine = openood_tanl.create_engine(name, net, **settings[name])  # the network is its own text bank
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "CSP is built from a text bank with the 'official' prompts")
+            engine = openood_tanl.create_engine(name, net, **settings[name])  # the network is its own text bank
         pred, conf = engine.step(net(images, return_feat=True))
         assert pred.shape == conf.shape == (12,) and torch.isfinite(conf).all(), name
         assert int(pred.max()) < 5
@@ -190,3 +192,50 @@ def test_whole_chain_with_the_shipped_wordnet_corpus(checkpoint, tmp_path):
     for name in openood_tanl.list_methods():
         pred, conf = openood_tanl.create_engine(name, net).step(features)  # shipped settings (M = 1000, 10000)
         assert pred.shape == conf.shape == (16,) and torch.isfinite(conf).all(), name
+
+
+def test_csp_text_bank_from_open_clip(checkpoint, tmp_path):
+    """templates='csp': CSP's corpus rules and prompts, raw embeddings averaged, cached by prompts."""
+    from openood_tanl.corpus import load_corpus
+    from openood_tanl.csp import csp_prompts, csp_text_bank
+
+    folder = tmp_path / "txtfiles"
+    folder.mkdir()
+    (folder / "noun.artifact.txt").write_text("".join(f"thing_{i}\n" for i in range(120)) + "pizza\n")
+    (folder / "adj.all.txt").write_text("".join(f"shade{i}\n" for i in range(40)) + "thing 3\n")
+    (folder / "noun.person.txt").write_text("driver\n")
+    cache = tmp_path / "cache"
+    net, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES, folder, "cpu", cache, templates="csp")
+    corpus = load_corpus(folder, CLASSES, rules="csp")
+    assert net.corpus.words == corpus.words and "pizza" in corpus.words and "driver" not in corpus.words
+    assert net.corpus_is_adjective.tolist() == [kind == "adjective" for kind in corpus.kinds]
+    assert net.corpus.words.index("thing 3") >= 120  # read first from adj.all.txt: an adjective
+    model, _, _ = open_clip.create_model_and_transforms(TINY_MODEL, pretrained=str(checkpoint))
+    tokenizer = open_clip.get_tokenizer(TINY_MODEL)
+    with torch.no_grad():
+        expected = csp_text_bank(corpus, CLASSES, lambda prompts: model.encode_text(tokenizer(prompts)))
+    torch.testing.assert_close(net.id_text_features, expected.id_text_features, rtol=0, atol=2e-6)
+    torch.testing.assert_close(net.corpus_text_features, expected.corpus_text_features, rtol=0, atol=2e-6)
+    prompts = csp_prompts(corpus, CLASSES)
+    assert net.provenance["prompts"]["templates"] == "csp" and net.provenance["corpus"]["rules"] == "csp"
+    assert prompts.adjectives[0][0] in [p.format("shade0") for p in net.provenance["prompts"]["superclass_phrases"]]
+    assert {p.name.split("-")[0] for p in cache.glob("*.npz")} >= {"csp"}
+    import openood_tanl.networks.clip_network as clip_network
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("CSP's text bank was re-encoded although it is cached")
+
+    original = clip_network.encode_raw_prompts
+    clip_network.encode_raw_prompts = no_encoding
+    try:
+        again, _ = create_network(TINY_MODEL, str(checkpoint), CLASSES, folder, "cpu", cache, templates="csp")
+    finally:
+        clip_network.encode_raw_prompts = original
+    assert torch.equal(again.corpus_text_features, net.corpus_text_features)
+    engine = openood_tanl.create_engine("csp", net, num_groups=5)
+    assert engine.selected.numel() == int(120 * 0.15) + int(41 * 0.15)  # thing 3 is an adjective
+    with pytest.raises(ValueError, match="does not go with it"):
+        create_network(TINY_MODEL, str(checkpoint), CLASSES, folder, "cpu", cache, templates="csp",
+                       corpus_rules="clean")
+    with pytest.raises(ValueError, match="rules='csp' reads a folder"):
+        create_network(TINY_MODEL, str(checkpoint), CLASSES, "wordnet", "cpu", cache, templates="csp")
