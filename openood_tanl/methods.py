@@ -30,7 +30,7 @@ from .core.errors import UserError
 __all__ = ["Method", "MethodConfig", "METHODS", "list_methods", "get_method", "configure", "create_engine",
            "preset_settings", "translate_official_names", "text_bank_of",
            "create_lockstep",
-           "config_root", "method_config_path", "check_keys", "SECTION_KEYS"]
+           "config_root", "method_config_path", "check_keys", "SECTION_KEYS", "KEY_SETTINGS", "settings_line"]
 
 #: Keys an OpenOOD ``postprocessor:`` section may hold.
 SECTION_KEYS = ("name", "APS_mode", "postprocessor_args", "postprocessor_sweep")
@@ -206,6 +206,36 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("mcm_oodd", "OODD (CVPR 2025) on MCM's raw-cosine softmax (T = 1), its MCM code's base",
            "openood_tanl.core.mcm_oodd:MCMOODD", _id_only),
 )}
+
+
+#: Per method (a preset uses its method's): the hyperparameters a leaderboard's line names, in order, and what the
+#: line adds about them. A method not listed here names every hyperparameter but its seed.
+KEY_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "mcm": (("temperature",), "the temperature divides CLIP's scaled logits: max softmax over the ID classes of "
+                              "logit_scale * cos / temperature, as the TANL fork's MCM (OpenOOD-VLM's mcm "
+                              "postprocessor on the network's scaled logits); the MCM code divides the raw cosines, "
+                              "so its T = 1 is 100x flatter at CLIP's logit scale 100"),
+    "neglabel": (("num_negatives", "num_groups", "percentile"), "grouped score over the selected negatives"),
+    "adaneg": (("num_negatives", "num_groups", "threshold", "gap", "memory_length", "mix_weight", "score_mode",
+                "sample_adaptive", "replace_by_entropy"), ""),
+    "tanl": (("num_negatives", "memory_length", "gap", "alpha", "score_step"), ""),
+}
+
+
+def settings_line(name: str, hyperparameters: Mapping[str, Any]) -> str:
+    """One line naming method ``name``'s key settings (``KEY_SETTINGS``) with their values from ``hyperparameters``
+    (a ``MethodConfig``'s) and, where it differs, the official name: ``num_negatives 1000 [beta], ...``."""
+    entry = get_method(name)
+    keys, note = KEY_SETTINGS.get(entry.name) or KEY_SETTINGS.get(entry.preset_of) or (
+        tuple(key for key in hyperparameters if key != "seed"), "")
+    official = entry.official_names
+    parts = []
+    for key in keys:
+        if key not in hyperparameters:
+            continue
+        key_name = official[key].key if key in official else None
+        parts.append(f"{key} {hyperparameters[key]}" + (f" [{key_name}]" if key_name and key_name != key else ""))
+    return ", ".join(parts) + (f"; {note}" if note else "")
 
 
 @functools.lru_cache(maxsize=None)

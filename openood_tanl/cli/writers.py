@@ -142,13 +142,14 @@ def print_conventions() -> None:
 
 def write_leaderboard(results, out: Path, record: dict):
     """``results`` (``compare_methods``' long table) -> results.csv, leaderboard.csv, leaderboard.md."""
-    from ..evaluation.tables import leaderboard_table, markdown_table
+    from ..evaluation.tables import leaderboard_table, markdown_table, settings_markdown
 
     board = leaderboard_table(results)
     show(board)
+    markdown = markdown_table(board) + "\n" + settings_markdown(record["methods"])
     files = [write_csv(results, out / "results.csv", record, index=False),
              write_csv(board, out / "leaderboard.csv", record),
-             write_markdown(markdown_table(board), out / "leaderboard.md", record)]
+             write_markdown(markdown, out / "leaderboard.md", record)]
     write_record(out, "leaderboard", record, files)
     return board
 

@@ -144,11 +144,12 @@ class AdaNeg:
     in-distribution); the memory learns from the batch *before* the batch is scored, as officially.
 
     Learned state (valid after ``reset``/``step``, read-only): ``memory_counts`` ([C + M] images held per proxy),
-    ``memory_fill`` ((ID, OOD) images held).
+    ``memory_fill`` ((ID, OOD) images held), ``admitted`` ([2, B] bool: the last batch's rows offered to the ID
+    and to the negative proxies' memories) and ``memory_arrivals`` (where in the stream each held image came from).
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
-    learned_state = ("memory_counts", "memory_fill")
+    learned_state = ("memory_counts", "memory_fill", "admitted", "memory_arrivals")
     official_names = OFFICIAL_NAMES
 
     def __init__(
@@ -235,6 +236,7 @@ class AdaNeg:
             setattr(self, name, state[name.lstrip("_")].to(self.device).clone())
         self._arrivals = int(state["arrivals"])
         self._adaptive_cache = None
+        self._offered = 0
         return self
 
     def reset(self) -> "AdaNeg":
@@ -251,6 +253,7 @@ class AdaNeg:
         self._sums = self._text.clone()
         self._directions = self._text / self._text_norm[:, None]
         self._adaptive_cache = None  # pair structure of the sample-adaptive proxies, rebuilt after each change
+        self._offered: tuple[torch.Tensor, torch.Tensor] | int = 0  # the last batch's confident masks (or its size)
         return self
 
     @property
@@ -263,6 +266,21 @@ class AdaNeg:
         """(ID, OOD) images held: by the ID class proxies and by the negative proxies."""
         counts = self.memory_counts
         return int(counts[: self.num_classes].sum()), int(counts[self.num_classes:].sum())
+
+    @property
+    def admitted(self) -> torch.Tensor:
+        """[2, B] bool: the rows of the last batch offered to the memories of the ID class proxies (its confident
+        ID rows) and of the negative proxies (its confident OOD rows); an offered image is kept only if it is among
+        its proxy's best (``memory_arrivals`` says which are held). [2, 0] after ``reset``."""
+        if isinstance(self._offered, int):
+            return torch.zeros(2, self._offered, dtype=torch.bool, device=self.device)
+        return torch.stack(self._offered)
+
+    @property
+    def memory_arrivals(self) -> torch.Tensor:
+        """[n] LongTensor: for each held image, its position in the stream since ``reset`` (0-based), the ID
+        proxies' images first (``memory_fill[0]`` of them), then the negative proxies'."""
+        return self._arrival.clone()
 
     def memory_of(self, proxy: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Held images [n, D] of one proxy and their entropies [n], lowest entropy first."""
@@ -322,12 +340,14 @@ class AdaNeg:
         batch = features.shape[0]
         first_arrival = self._arrivals
         self._arrivals += batch
+        self._offered = batch
         if self.capacity == 0:
             return  # memory_length 1: the official "full" test fires at once and nothing is ever stored
         upper = self.threshold + self.gap * (1 - self.threshold)
         lower = self.threshold - self.gap * self.threshold
-        id_rows = (text_score > upper).nonzero().squeeze(1)
-        ood_rows = (text_score < lower).nonzero().squeeze(1)
+        self._offered = offered = (text_score > upper, text_score < lower)  # read by traces only
+        id_rows = offered[0].nonzero().squeeze(1)
+        ood_rows = offered[1].nonzero().squeeze(1)
         if id_rows.numel() + ood_rows.numel() == 0:
             return
         id_proxy, id_entropy = _argmax_and_entropy(text_logits[id_rows, : self.num_classes])

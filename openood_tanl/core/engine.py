@@ -15,7 +15,11 @@ An engine is built from text embeddings and hyperparameters (keyword-only, each 
 
 ``learned_state`` names the engine's read-only learned state (properties valid after ``reset``/``step``; stream
 traces read them): ``threshold`` (an adaptive threshold), ``selected`` (corpus indices of the negatives that scored
-the last step), ``memory_fill`` ((ID, OOD) rows held), and any engine-specific names.
+the last step), ``memory_fill`` ((ID, OOD) rows held), ``admitted`` ([2, B] bool: the rows of the last batch that
+entered the (ID, OOD) memories), ``memory_arrivals`` ([n] stream positions since ``reset`` of the held rows, the ID
+memory's first; an engine with ``admitted`` but no ``memory_arrivals`` keeps FIFO memories: they hold the newest
+``memory_fill`` rows), and any engine-specific names. An engine whose selection follows corpus activations (TANL)
+also has ``corpus_activations(features [B, D]) -> [B, N]``, reading no state: traces build an oracle from it.
 
 ``bank_columns``, set at construction: which columns of a text bank's [ID | corpus] logits the engine's text is,
 in the engine's order: None for all of them (TANL: its text is the bank's), a [K] LongTensor of column indices

@@ -94,6 +94,13 @@ class OfficialFP16TANL(TANL):
         softmax = torch.softmax(logits, 1, out=self._workspace("softmax", logits.shape[0]))
         return super().step_logits(features, logits, softmax, float32_exponentials=True)  # unused by its scores
 
+    @torch.no_grad()
+    def corpus_activations(self, image_features: torch.Tensor) -> torch.Tensor:
+        """``TANL.corpus_activations`` as this engine's memories hold them: the float32 softmax of the float16
+        logits."""
+        logits = (self._scale * check_batch(image_features, self.id_text, owner=self).half() @ self._texts).float()
+        return torch.softmax(logits, 1)[:, self.num_classes:]
+
     def _memory_score(self, features, logits, selected, id_lse, float32_exponentials) -> torch.Tensor:
         selected_logits = (self._scale * features.half() @ self._selected_texts(selected)).float()
         return activation_aware_score(selected_logits[:, : self.num_classes], selected_logits[:, self.num_classes:],

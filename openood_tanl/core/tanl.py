@@ -21,6 +21,7 @@ from .scoring import (
 from .validation import (
     as_rows,
     batch_rows,
+    check_batch,
     check_hyperparameters,
     check_int,
     check_logit_scale,
@@ -81,11 +82,13 @@ class TANL:
 
     Learned state (valid after ``reset``/``step``, read-only): ``threshold`` (last adaptive threshold t),
     ``selected`` ([M] corpus indices that scored the last step, strongest first), ``memory_fill`` ((ID, OOD)
-    activation rows held).
+    activation rows held), ``admitted`` ([2, B] bool: the last batch's rows pushed into the (ID, OOD) memory).
+    ``corpus_activations(features)`` is what the memories hold for a batch (stream traces build an oracle
+    selection from it).
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
-    learned_state = ("threshold", "selected", "memory_fill")
+    learned_state = ("threshold", "selected", "memory_fill", "admitted")
     official_names = OFFICIAL_NAMES
     bank_columns = None  # its text is a bank's whole [ID | corpus] (the Engine contract)
 
@@ -180,6 +183,7 @@ class TANL:
         self._score_head = 0
         self._remember_scores(initial_scores)
         self._threshold = torch.tensor(float("nan"))
+        self._admitted = torch.zeros(2, 0, dtype=torch.bool, device=self.device)
         return self
 
     @property
@@ -191,6 +195,19 @@ class TANL:
     def memory_fill(self) -> tuple[int, int]:
         """Rows held in the (ID, OOD) activation memories (the name every stateful engine shares)."""
         return self._id_memory.count, self._ood_memory.count
+
+    @property
+    def admitted(self) -> torch.Tensor:
+        """[2, B] bool: the rows of the last batch pushed into the (ID, OOD) memory, in batch order ([2, 0] after
+        ``reset`` and ``load_state_dict``). The memories are FIFOs: they hold their newest ``memory_fill`` rows, so
+        of more than L rows pushed at once only the last L stay."""
+        return self._admitted
+
+    @torch.no_grad()
+    def corpus_activations(self, image_features: torch.Tensor) -> torch.Tensor:
+        """[B, D] image embeddings -> [B, N] float32: the rows a batch pushes into the memories (the corpus part
+        of the softmax over [ID | corpus] of ``logit_scale`` * cosine). Reads no state and changes none."""
+        return self._activations(check_batch(image_features, self.id_text, owner=self))
 
     def state_dict(self) -> dict:
         """The stream state (memories, score memory, threshold, selection) as tensors and ints, torch's convention:
@@ -213,6 +230,7 @@ class TANL:
         self._score_count, self._score_head = int(state["score_count"]), int(state["score_head"])
         self._threshold = state["threshold"].clone()
         self.selected = state["selected"].to(self.device).clone()
+        self._admitted = torch.zeros(2, 0, dtype=torch.bool, device=self.device)
         return self
 
     @property
@@ -277,7 +295,7 @@ class TANL:
         # [2]: t + gap * (1 - t) and t + gap * (0 - t) = t - gap * t, in float64 as the official code
         wide = threshold.double()
         upper, lower = (wide + self.gap * (self._bound_targets - wide)).float()
-        confident = torch.stack([memory_score > upper, memory_score < lower])  # [2, B]: ID, OOD
+        self._admitted = confident = torch.stack([memory_score > upper, memory_score < lower])  # [2, B]: ID, OOD
 
         # The second host read: the confident rows go from the batch's softmax straight into the memories.
         counts = confident.sum(1).tolist()

@@ -30,9 +30,9 @@ def _members(output) -> dict:
 
 @torch.no_grad()
 def _score_members(engine, features: torch.Tensor, batch_size: int,
-                   on_batch: Callable[[int], None] | None = None) -> dict:
+                   on_batch: Callable[[torch.Tensor], None] | None = None) -> dict:
     """{member: (pred [S] long, score [S] float32)} on the CPU, ``features`` fed in order, ``batch_size`` rows a
-    step; ``on_batch(rows)`` after each step."""
+    step; ``on_batch(batch)`` after each step (the [B, D] rows just fed)."""
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     outputs: dict = {}
@@ -42,7 +42,7 @@ def _score_members(engine, features: torch.Tensor, batch_size: int,
             outputs[member][0].append(pred.cpu())
             outputs[member][1].append(score.cpu())
         if on_batch is not None:
-            on_batch(batch.shape[0])
+            on_batch(batch)
     return {member: (torch.cat(preds), torch.cat(scores)) for member, (preds, scores) in outputs.items()}
 
 

@@ -6,7 +6,7 @@ Metrics are in percent (``openood_tanl.metrics.METRIC_COLUMNS``): ``FPR@95`` (Op
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -14,7 +14,7 @@ from ..metrics import METRIC_COLUMNS
 
 __all__ = ["metrics_table", "summarise", "seed_summary", "group_mean_name", "is_group_mean", "leaderboard_columns",
            "leaderboard_table",
-           "markdown_table", "save_figure", "LEADERBOARD_COLUMNS", "HIGHER_IS_BETTER"]
+           "markdown_table", "settings_markdown", "save_figure", "LEADERBOARD_COLUMNS", "HIGHER_IS_BETTER"]
 
 #: Whether a higher value is better, per metric.
 HIGHER_IS_BETTER = {"FPR@95": False, "FPR@95(ID+)": False, "AUROC": True, "AUPR_IN": True, "AUPR_OUT": True,
@@ -121,6 +121,18 @@ def markdown_table(table: pd.DataFrame, digits: int = 2, bold: bool = True) -> s
     return "\n".join(lines) + "\n"
 
 
+def settings_markdown(methods) -> str:
+    """A short markdown line per method (label -> ``MethodConfig``, or a run record's ``methods`` entry: ``method``
+    and ``hyperparameters``) naming its key settings (``methods.settings_line``), for under a leaderboard."""
+    from ..methods import settings_line
+
+    lines = []
+    for label, method in methods.items():
+        name = method["method"] if isinstance(method, Mapping) else method.name
+        hyperparameters = method["hyperparameters"] if isinstance(method, Mapping) else method.hyperparameters
+        named = f"`{label}`" + (f" ({name})" if name != label else "")
+        lines.append(f"- {named}: {settings_line(name, hyperparameters)}")
+    return "Settings:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def save_figure(figure, path, dpi: int = 100):

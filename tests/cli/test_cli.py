@@ -76,7 +76,13 @@ def test_leaderboard_and_sweep(workspace):
                      "--batch-size", "8", "--out", str(out)]) == 0
     board = pd.read_csv(out / "leaderboard.csv", index_col="method")
     assert len(board) == 4 and "toy farood AUROC" in board.columns
-    assert "**" in (out / "leaderboard.md").read_text()
+    markdown = (out / "leaderboard.md").read_text()
+    assert "**" in markdown
+    # a line per method naming its key settings, the YAML's values included (neglabel-small: 200 negatives)
+    assert "- `neglabel-small` (neglabel): num_negatives 200 [ood_number], num_groups" in markdown
+    assert "- `mcm`: temperature 1.0 [tau]; the temperature divides CLIP's scaled logits" in markdown
+    assert "- `tanl`: num_negatives 1000 [beta], memory_length 300 [memleng], gap 0.2, alpha 0.95" in markdown
+    assert "- `adaneg-small` (adaneg): num_negatives" in markdown
 
     out = root / "sweep"
     assert cli.main(["sweep", "--methods", "tanl", str(root / "neglabel-small.yml"), "--values", "50", "200",

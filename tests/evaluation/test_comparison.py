@@ -82,6 +82,10 @@ def test_demo_command_writes_its_files(small, tmp_path, monkeypatch, capsys):
     trace = pd.read_csv(tmp_path / "trace" / "trace.csv")
     assert set(trace["method"]) == {"tanl", "adaneg"} and set(trace["segment"]) == {"synthetic-near", "synthetic-far"}
     assert trace["recovery_samples"].notna().sum() == 2  # one switch, per method
+    last = trace.groupby("method").tail(1).set_index("method")
+    assert last[["stream_id_purity", "stream_ood_purity", "stream_ood_admission_precision"]].notna().all().all()
+    assert last.loc["tanl", ["stream_selection_survival", "stream_oracle_overlap"]].notna().all()
+    assert "Settings:" in (tmp_path / "leaderboard.md").read_text()
 
 
 def test_overrides_on_the_command_line():

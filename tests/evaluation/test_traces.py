@@ -94,4 +94,4 @@ def test_write_traces_writes_the_csv_and_a_png_per_stream(temporal_trace, tmp_pa
     assert len(written) == 28 and list(written.columns) == ["method", *TRACE_COLUMNS]
     for png in files[1:]:
         with Image.open(png) as image:
-            assert image.size == (1000, 800)
+            assert image.size == (1000, 1300)  # four panels

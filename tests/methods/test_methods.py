@@ -141,3 +141,25 @@ def test_official_names_are_structured_data():
 def test_top_level_names():
     assert openood_tanl.config_root().joinpath("postprocessors", "tanl.yml").is_file()
     assert openood_tanl.config_root().joinpath("networks", "clip_tanl.yml").is_file()
+
+
+def test_each_method_names_its_key_settings_from_its_config(monkeypatch):
+    from openood_tanl import methods
+    from openood_tanl.evaluation.tables import settings_markdown
+
+    for name in list_methods():  # every method, those added later included, gets a line
+        line = methods.settings_line(name, configure(name).hyperparameters)
+        assert line and "seed" not in line.split(";")[0], name
+    assert methods.settings_line("tanl", configure("tanl", gap=0.35).hyperparameters).startswith(
+        "num_negatives 1000 [beta], memory_length 300 [memleng], gap 0.35, alpha 0.95, score_step 1 [gamma]")
+    assert "gap 0.5, alpha 0.0" in methods.settings_line("tanl_official", configure("tanl_official").hyperparameters)
+    mcm = methods.settings_line("mcm", configure("mcm", temperature=2.0).hyperparameters)
+    assert mcm.startswith("temperature 2.0 [tau]; the temperature divides CLIP's scaled logits")
+    assert "raw cosines" in mcm
+    monkeypatch.delitem(methods.KEY_SETTINGS, "neglabel")  # a method without key settings: all but its seed
+    assert methods.settings_line("neglabel", configure("neglabel").hyperparameters) == \
+        "num_negatives 10000 [ood_number], percentile 0.95 [pct], num_groups 100 [ngroup]"
+    text = settings_markdown({"ours": configure("mcm"), "b": {"method": "tanl", "hyperparameters":
+                                                              dict(configure("tanl").hyperparameters)}})
+    assert text.startswith("Settings:\n\n- `ours` (mcm): temperature 1.0 [tau]")
+    assert "\n- `b` (tanl): num_negatives" in text
