@@ -219,6 +219,12 @@ KEY_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "adaneg": (("num_negatives", "num_groups", "threshold", "gap", "memory_length", "mix_weight", "score_mode",
                 "sample_adaptive", "replace_by_entropy"), ""),
     "tanl": (("num_negatives", "memory_length", "gap", "alpha", "score_step"), ""),
+    "csp": (("negative_fraction", "percentile", "num_groups"), "grouped score over CSP's selection of its own "
+            "prompts' corpus (nouns and superclass-phrased adjectives apart)"),
+    "oodd": (("negative_fraction", "percentile", "num_groups", "queue_size", "k"), "NegLabel's grouped score minus "
+             "the k-th largest cosine to the per-stream dictionary of the lowest-scored test features"),
+    "mcm_oodd": (("temperature", "queue_size", "k"), "the temperature divides the RAW cosines (the MCM code's T = 1, "
+                 "100x flatter than mcm's), minus the k-th largest cosine to the per-stream dictionary"),
 }
 
 
