@@ -5,8 +5,8 @@ import torch
 
 from .engine import OfficialName
 from .mcm import MCM
-from .oodd import DICTIONARY_CHECKS, DICTIONARY_OFFICIAL_NAMES, OODDictionary
-from .validation import check_batch, check_hyperparameters, check_real
+from .oodd import DICTIONARY_CHECKS, DICTIONARY_OFFICIAL_NAMES, DictionaryEngine, OODDictionary
+from .validation import check_hyperparameters, check_real
 
 __all__ = ["MCMOODD", "HYPERPARAMETER_CHECKS", "OFFICIAL_NAMES"]
 
@@ -16,7 +16,7 @@ OFFICIAL_NAMES = {"temperature": OfficialName("T", "--T, an int, default 1, on t
                   **DICTIONARY_OFFICIAL_NAMES}
 
 
-class MCMOODD:
+class MCMOODD(DictionaryEngine):
     """OODD on the MCM base: score = max softmax over the ID classes of ``cos / temperature`` minus the k-th largest
     cosine to the OOD dictionary; higher = more ID.
 
@@ -31,7 +31,6 @@ class MCMOODD:
     """
 
     hyperparameter_checks = HYPERPARAMETER_CHECKS
-    learned_state = ("memory_fill", "dictionary_scores")
     official_names = OFFICIAL_NAMES
 
     def __init__(self, id_text: torch.Tensor, logit_scale: float = 100.0, *, temperature: float = 1.0,
@@ -47,44 +46,6 @@ class MCMOODD:
         self.dictionary = OODDictionary(self.base.id_text.shape[1], self.queue_size, self.k, self.device)
 
     @property
-    def device(self) -> torch.device:
-        return self.base.device
-
-    @property
-    def num_classes(self) -> int:
-        return self.base.num_classes
-
-    @property
-    def memory_fill(self) -> tuple[int, int]:
-        return 0, self.dictionary.fill
-
-    @property
-    def dictionary_scores(self) -> torch.Tensor:
-        return self.dictionary.scores
-
-    def reset(self) -> "MCMOODD":
-        self.dictionary.reset()
-        return self
-
-    def state_dict(self) -> dict:
-        """The stream state (the held features and scores); ``load_state_dict`` continues the stream bitwise."""
-        return self.dictionary.state_dict()
-
-    def load_state_dict(self, state: dict) -> "MCMOODD":
-        self.dictionary.load_state_dict(state)
-        return self
-
-    @torch.no_grad()
-    def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, D] image embeddings -> (pred [B] long, score [B] float32); the batch enters the dictionary first."""
-        text = self.base.id_text
-        features = check_batch(image_features, text, owner=self)
-        return self.step_logits(features, (self.logit_scale * features) @ text.T)
-
-    @torch.no_grad()
-    def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
-                    softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``step`` on shared work: ``logits`` [B, C] = (logit_scale * features) @ id_text.T, only read."""
-        pred, base = self.base.step_logits(features, logits)
-        self.dictionary.add(features, base)
-        return pred, base - self.dictionary.kth_similarity(features)
+    def scored_text(self) -> torch.Tensor:
+        """[C, D]: the ID texts."""
+        return self.base.id_text

@@ -19,9 +19,9 @@ from .neglabel import OFFICIAL_NAMES as NEGLABEL_OFFICIAL_NAMES
 from .neglabel import NegLabel
 from .validation import as_rows, check_batch, check_hyperparameters, check_int, check_real
 
-__all__ = ["OODD", "OODDictionary", "select_oodd_negatives", "DICTIONARY_CHECKS", "DICTIONARY_OFFICIAL_NAMES",
-           "HYPERPARAMETER_CHECKS", "OFFICIAL_NAMES", "SELECTION_CHECKS", "SELECTION_OFFICIAL_NAMES",
-           "SELECTION_DEFAULTS"]
+__all__ = ["OODD", "DictionaryEngine", "OODDictionary", "select_oodd_negatives", "DICTIONARY_CHECKS",
+           "DICTIONARY_OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS", "OFFICIAL_NAMES", "SELECTION_CHECKS",
+           "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
 
 #: The dictionary's hyperparameters (both OODD bases).
 DICTIONARY_CHECKS = {"queue_size": lambda name, value: check_int(name, value, 1),
@@ -129,34 +129,18 @@ class OODDictionary:
         return self
 
 
-class OODD:
-    """OODD on the NegLabel base: score = NegLabel grouped score - k-th largest cosine to the OOD dictionary;
-    higher = more ID.
+class DictionaryEngine:
+    """OODD's dictionary around a base engine (``base``: NegLabel for ``OODD``, MCM for ``MCMOODD``): each batch
+    enters the dictionary, then scores base score - k-th largest cosine to the held features; higher = more ID.
+    Subclasses set ``base``, ``dictionary`` and ``scored_text`` (the [*, D] texts of the base's logits)."""
 
-    Args:
-        id_text: [C, D] and negative_text: [M, D] L2-normalised texts (``select_oodd_negatives``' choice).
-        logit_scale: CLIP's ``logit_scale.exp()`` (official 100).
-        bank_columns: [C + M] columns of a bank's [ID | corpus] logits (the ``Engine`` contract).
-        num_groups: official ``ngroup`` (100); seed: the grouping's shuffle (official hard-coded 0).
-        queue_size: the dictionary's size (official hard-coded 2048); k: the neighbour rank (official 5).
-
-    Stateful: the dictionary is reset per stream. Learned state: ``memory_fill`` ((0, rows held): the dictionary
-    holds OOD-like rows), ``dictionary_scores`` ([fill] base scores held).
-    """
-
-    hyperparameter_checks = HYPERPARAMETER_CHECKS
     learned_state = ("memory_fill", "dictionary_scores")
-    official_names = OFFICIAL_NAMES
+    base: object
+    dictionary: "OODDictionary"
 
-    def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0,
-                 bank_columns: torch.Tensor | None = None, *, num_groups: int = 100, seed: int = 0,
-                 queue_size: int = 2048, k: int = 5):
-        values = check_hyperparameters(DICTIONARY_CHECKS, {"queue_size": queue_size, "k": k}, "OODD")
-        self.base = NegLabel(id_text, negative_text, logit_scale, bank_columns, num_groups=num_groups, seed=seed)
-        self.num_groups, self.seed, self.logit_scale = self.base.num_groups, self.base.seed, self.base.logit_scale
-        self.queue_size, self.k = values["queue_size"], values["k"]
-        self.bank_columns = self.base.bank_columns
-        self.dictionary = OODDictionary(self.base.id_text.shape[1], self.queue_size, self.k, self.device)
+    @property
+    def scored_text(self) -> torch.Tensor:
+        raise NotImplementedError
 
     @property
     def device(self) -> torch.device:
@@ -174,7 +158,7 @@ class OODD:
     def dictionary_scores(self) -> torch.Tensor:
         return self.dictionary.scores
 
-    def reset(self) -> "OODD":
+    def reset(self):
         self.dictionary.reset()
         return self
 
@@ -182,22 +166,55 @@ class OODD:
         """The stream state (the held features and scores); ``load_state_dict`` continues the stream bitwise."""
         return self.dictionary.state_dict()
 
-    def load_state_dict(self, state: dict) -> "OODD":
+    def load_state_dict(self, state: dict):
         self.dictionary.load_state_dict(state)
         return self
 
     @torch.no_grad()
     def step(self, image_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, D] image embeddings -> (pred [B] long, score [B] float32); the batch enters the dictionary first."""
-        text = self.base._text
+        text = self.scored_text
         features = check_batch(image_features, text, owner=self)
         return self.step_logits(features, (self.logit_scale * features) @ text.T)
 
     @torch.no_grad()
     def step_logits(self, features: torch.Tensor, logits: torch.Tensor,
                     softmax=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``step`` on shared work: ``logits`` [B, C + M] = (logit_scale * features) @ [ID | negatives].T, only
-        read."""
+        """``step`` on shared work: ``logits`` = (logit_scale * features) @ ``scored_text``.T, only read."""
         pred, base = self.base.step_logits(features, logits)
         self.dictionary.add(features, base)
         return pred, base - self.dictionary.kth_similarity(features)
+
+
+class OODD(DictionaryEngine):
+    """OODD on the NegLabel base: score = NegLabel grouped score - k-th largest cosine to the OOD dictionary;
+    higher = more ID.
+
+    Args:
+        id_text: [C, D] and negative_text: [M, D] L2-normalised texts (``select_oodd_negatives``' choice).
+        logit_scale: CLIP's ``logit_scale.exp()`` (official 100).
+        bank_columns: [C + M] columns of a bank's [ID | corpus] logits (the ``Engine`` contract).
+        num_groups: official ``ngroup`` (100); seed: the grouping's shuffle (official hard-coded 0).
+        queue_size: the dictionary's size (official hard-coded 2048); k: the neighbour rank (official 5).
+
+    Stateful: the dictionary is reset per stream. Learned state: ``memory_fill`` ((0, rows held): the dictionary
+    holds OOD-like rows), ``dictionary_scores`` ([fill] base scores held).
+    """
+
+    hyperparameter_checks = HYPERPARAMETER_CHECKS
+    official_names = OFFICIAL_NAMES
+
+    def __init__(self, id_text: torch.Tensor, negative_text: torch.Tensor, logit_scale: float = 100.0,
+                 bank_columns: torch.Tensor | None = None, *, num_groups: int = 100, seed: int = 0,
+                 queue_size: int = 2048, k: int = 5):
+        values = check_hyperparameters(DICTIONARY_CHECKS, {"queue_size": queue_size, "k": k}, "OODD")
+        self.base = NegLabel(id_text, negative_text, logit_scale, bank_columns, num_groups=num_groups, seed=seed)
+        self.num_groups, self.seed, self.logit_scale = self.base.num_groups, self.base.seed, self.base.logit_scale
+        self.queue_size, self.k = values["queue_size"], values["k"]
+        self.bank_columns = self.base.bank_columns
+        self.dictionary = OODDictionary(self.base.id_text.shape[1], self.queue_size, self.k, self.device)
+
+    @property
+    def scored_text(self) -> torch.Tensor:
+        """[C + M, D]: the ID texts and the negatives."""
+        return self.base._text
