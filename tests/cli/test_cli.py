@@ -93,7 +93,7 @@ def test_leaderboard_and_sweep(workspace):
 
 
 def test_leaderboard_with_csp_builds_its_own_text_bank(workspace, capsys):
-    """csp beside the others in one lockstep replay: CSP's text bank from the same --corpus folder, its rules and
+    """csp beside the other five in one replay: CSP's text bank from the same --corpus folder, its rules and
     prompts; the run record names both banks; a corpus CSP cannot read is named before any model loads."""
     import json
 
@@ -106,11 +106,12 @@ def test_leaderboard_with_csp_builds_its_own_text_bank(workspace, capsys):
     common = [*common[:common.index("--corpus") + 1], str(folder), *common[common.index("--corpus") + 2:]]
     benchmark = str(root / "data" / "toy.yml")
     out = root / "board-csp"
-    methods = ["mcm", str(root / "neglabel-small.yml"), "csp", "tanl"]
+    methods = ["mcm", str(root / "neglabel-small.yml"), "csp", str(root / "adaneg-small.yml"), "oodd", "tanl"]
     assert cli.main(["leaderboard", "--methods", *methods, "--benchmarks", benchmark, *common,
-                     "--batch-size", "8", "--out", str(out)]) == 0
+                     "--batch-size", "8", "--out", str(out)]) == 0  # the paper's six, on a YAML spec
     board = pd.read_csv(out / "leaderboard.csv", index_col="method")
-    assert list(board.index) == ["mcm", "neglabel-small", "csp", "tanl"]
+    assert list(board.index) == ["mcm", "neglabel-small", "csp", "adaneg-small", "oodd", "tanl"]
+    assert board.notna().all().all()
     record = json.loads((out / "leaderboard.run.json").read_text())
     text_bank = record["benchmarks"]["toy"]["text_bank"]
     assert text_bank["prompts"]["templates"] == "official" and text_bank["corpus"]["words"] == 1201
