@@ -6,7 +6,7 @@ import torch
 
 from .engine import OfficialName
 from .errors import UserError
-from .neglabel import NegLabel
+from .neglabel import NegLabel, adjective_flags
 from .validation import as_rows, check_hyperparameters, check_int, check_real, check_same_dim, check_seed
 
 __all__ = ["CSP", "select_csp_negatives", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS", "CLOSE_TO_ID"]
@@ -55,10 +55,7 @@ def select_csp_negatives(id_text: torch.Tensor, corpus_text: torch.Tensor, is_ad
     corpus_text = as_rows("corpus_text", corpus_text, id_text.device)
     if is_adjective is None:
         is_adjective = torch.zeros(corpus_text.shape[0], dtype=torch.bool)
-    is_adjective = torch.as_tensor(is_adjective, dtype=torch.bool, device=id_text.device)
-    if is_adjective.shape != (corpus_text.shape[0],):
-        raise UserError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
-                        f"got shape {tuple(is_adjective.shape)}")
+    is_adjective = adjective_flags(is_adjective, corpus_text)
     negative_fraction = _check_fraction("negative_fraction", negative_fraction)
     percentile = check_real("percentile", percentile, 0.0, 1.0)
     rows = max(1, min(1000, (1 << 24) // id_text.shape[0]))  # torch.quantile takes at most 2**24 elements

@@ -18,8 +18,8 @@ from .validation import (
 )
 from .workspace import Workspaces
 
-__all__ = ["NegLabel", "select_negative_labels", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS", "SELECTION_CHECKS",
-           "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
+__all__ = ["NegLabel", "adjective_flags", "select_negative_labels", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS",
+           "SELECTION_CHECKS", "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
 
 #: The engine's hyperparameters (``num_groups`` is also bounded by the number of negatives).
 HYPERPARAMETER_CHECKS = {"num_groups": lambda name, value: check_int(name, value, 1),
@@ -36,6 +36,15 @@ SELECTION_DEFAULTS = {"num_negatives": 10000, "percentile": 0.95}
 
 
 @torch.no_grad()
+def adjective_flags(is_adjective, corpus_text: torch.Tensor) -> torch.Tensor:
+    """``is_adjective`` as a [W] bool tensor on ``corpus_text``'s device, one flag per corpus row, or a UserError."""
+    flags = torch.as_tensor(is_adjective, dtype=torch.bool, device=corpus_text.device)
+    if flags.shape != (corpus_text.shape[0],):
+        raise UserError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
+                        f"got shape {tuple(flags.shape)}")
+    return flags
+
+
 def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_adjective: torch.Tensor,
                            num_negatives: int = 10000, percentile: float = 0.95,
                            chunk_size: int = 8192) -> torch.Tensor:
@@ -57,10 +66,7 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
     """
     id_text = as_rows("id_text", id_text)
     corpus_text = as_rows("corpus_text", corpus_text, id_text.device)
-    is_adjective = torch.as_tensor(is_adjective, dtype=torch.bool, device=id_text.device)
-    if is_adjective.shape != (corpus_text.shape[0],):
-        raise UserError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
-                        f"got shape {tuple(is_adjective.shape)}")
+    is_adjective = adjective_flags(is_adjective, corpus_text)
     num_negatives = check_int("num_negatives", num_negatives, 1, corpus_text.shape[0],
                               hint=f"the corpus has {corpus_text.shape[0]} words")
     percentile = check_real("percentile", percentile, 0.0, 1.0)

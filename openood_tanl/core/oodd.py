@@ -16,7 +16,7 @@ from .engine import OfficialName
 from .errors import UserError
 from .neglabel import HYPERPARAMETER_CHECKS as NEGLABEL_CHECKS
 from .neglabel import OFFICIAL_NAMES as NEGLABEL_OFFICIAL_NAMES
-from .neglabel import NegLabel
+from .neglabel import NegLabel, adjective_flags
 from .validation import as_rows, check_batch, check_hyperparameters, check_int, check_real
 
 __all__ = ["OODD", "DictionaryEngine", "OODDictionary", "select_oodd_negatives", "DICTIONARY_CHECKS",
@@ -56,10 +56,7 @@ def select_oodd_negatives(id_text: torch.Tensor, corpus_text: torch.Tensor, is_a
     """
     id_text = as_rows("id_text", id_text)
     corpus_text = as_rows("corpus_text", corpus_text, id_text.device)
-    is_adjective = torch.as_tensor(is_adjective, dtype=torch.bool, device=id_text.device)
-    if is_adjective.shape != (corpus_text.shape[0],):
-        raise UserError(f"is_adjective must have one flag per corpus word ({corpus_text.shape[0]}), "
-                        f"got shape {tuple(is_adjective.shape)}")
+    is_adjective = adjective_flags(is_adjective, corpus_text)
     negative_fraction = SELECTION_CHECKS["negative_fraction"]("negative_fraction", negative_fraction)
     percentile = SELECTION_CHECKS["percentile"]("percentile", percentile)
     closeness = torch.cat([torch.quantile(chunk @ id_text.T, percentile, dim=1)
