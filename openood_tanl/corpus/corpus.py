@@ -147,33 +147,49 @@ def _official_lines(path: Path) -> list[str]:
     return lines[:-1]
 
 
-def _read_csp_folder(folder: Path) -> tuple[list[str], list[str]]:
-    """(nouns, adjectives) as CSP reads them: see the ``"csp"`` rules of the module docstring (lines as
-    ``readlines()`` gives them, without their newline; nothing stripped or de-duplicated here)."""
+def _csp_kind(name: str, path: Path) -> str | None:
+    """'noun', 'adjective' or None: how CSP reads the folder entry ``name`` (excluded lexicographer files: None)."""
+    if name in CSP_EXCLUDED_FILES or not path.is_file():
+        return None
+    return CSP_FILE_KINDS.get(name.split(".")[0])
+
+
+def _csp_lines(path: Path) -> list[str]:
+    """The lines ``readlines()`` gives, without their newline (nothing stripped or de-duplicated here)."""
+    lines = read_text_file(path, "word list").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # readlines() gives no line after a final newline
+    return lines
+
+
+def _neglabel_kind(name: str, path: Path) -> str | None:
+    """'noun', 'adjective' or None: ``adj*txt`` and ``noun*txt`` files, as the official code reads them."""
+    if not (name.endswith("txt") and path.is_file()):
+        return None
+    return "adjective" if name.startswith("adj") else "noun" if name.startswith("noun") else None
+
+
+def _read_word_lists(folder: Path, kind_of, read, expected: str, read_only: str) -> tuple[list[str], list[str]]:
+    """(nouns, adjectives) of the files of ``folder`` in name order that ``kind_of(name, path)`` classes, each read by
+    ``read(path)``; no list at all is a UserError naming ``expected``, other files a ``CorpusWarning`` (hidden files
+    and CSP's excluded ones silently)."""
     nouns: list[str] = []
     adjectives: list[str] = []
     skipped = []
     for name in sorted(os.listdir(folder)):
         path = folder / name
-        kind = CSP_FILE_KINDS.get(name.split(".")[0])
-        if name in CSP_EXCLUDED_FILES:
-            continue
-        if kind is None or not path.is_file():
-            if not name.startswith("."):
+        kind = kind_of(name, path)
+        if kind is None:
+            if not name.startswith(".") and name not in CSP_EXCLUDED_FILES:
                 skipped.append(name)
             continue
-        lines = read_text_file(path, "word list").split("\n")
-        if lines[-1] == "":
-            lines.pop()  # readlines() gives no line after a final newline
-        (adjectives if kind == "adjective" else nouns).extend(lines)
+        (adjectives if kind == "adjective" else nouns).extend(read(path))
     if not nouns and not adjectives:
-        raise UserError(f"corpus folder {str(folder)!r} holds no word list CSP reads: expected files named adj.*.txt "
-                        "(adjectives) and noun.*.txt (nouns), one word a line, as NegLabel's txtfiles/ folder"
-                        + (f"; found {_examples(skipped)}" if skipped else ""))
+        raise UserError(f"corpus folder {str(folder)!r} holds no word list{expected}, one word a line, as "
+                        "NegLabel's txtfiles/ folder" + (f"; found {_examples(skipped)}" if skipped else ""))
     if skipped:
-        warnings.warn(f"corpus folder {folder}: skipped {_examples(skipped)}, which are not word lists (CSP reads "
-                      "only the files whose name before the first '.' is 'adj' or 'noun')", CorpusWarning,
-                      stacklevel=3)
+        warnings.warn(f"corpus folder {folder}: skipped {_examples(skipped)}, which are not word lists ({read_only})",
+                      CorpusWarning, stacklevel=4)
     return nouns, adjectives
 
 
@@ -187,33 +203,17 @@ def read_neglabel_folder(folder: PathLike, rules: str = "official") -> tuple[lis
     _check_rules(rules)
     folder = Path(folder)
     if rules == "csp":
-        return _read_csp_folder(folder)
-    nouns: list[str] = []
-    adjectives: list[str] = []
-    skipped = []
-    for name in sorted(os.listdir(folder)):
-        path = folder / name
-        if name.startswith("adj") and name.endswith("txt") and path.is_file():
-            target = adjectives
-        elif name.startswith("noun") and name.endswith("txt") and path.is_file():
-            target = nouns
-        else:
-            if not name.startswith("."):
-                skipped.append(name)
-            continue
-        if rules == "official":
-            target.extend(_official_lines(path))
-        else:
-            target.extend(parse_lines(read_text_file(path, "word list"), f"word list file {str(path)!r}",
-                                      allow_repeats=True))
-    if not nouns and not adjectives:
-        raise UserError(f"corpus folder {str(folder)!r} holds no word list: expected files named adj*.txt "
-                        "(adjectives) and noun*.txt (nouns), one word a line, as NegLabel's txtfiles/ folder"
-                        + (f"; found {_examples(skipped)}" if skipped else ""))
-    if skipped:
-        warnings.warn(f"corpus folder {folder}: skipped {_examples(skipped)}, which are not word lists (only "
-                      "adj*txt and noun*txt files are read, as in the official code)", CorpusWarning, stacklevel=3)
-    return nouns, adjectives
+        return _read_word_lists(folder, _csp_kind, _csp_lines,
+                                " CSP reads: expected files named adj.*.txt (adjectives) and noun.*.txt (nouns)",
+                                "CSP reads only the files whose name before the first '.' is 'adj' or 'noun'")
+    if rules == "official":
+        read = _official_lines
+    else:
+        def read(path: Path) -> list[str]:
+            return parse_lines(read_text_file(path, "word list"), f"word list file {str(path)!r}", allow_repeats=True)
+    return _read_word_lists(folder, _neglabel_kind, read,
+                            ": expected files named adj*.txt (adjectives) and noun*.txt (nouns)",
+                            "only adj*txt and noun*txt files are read, as in the official code")
 
 
 @lru_cache(maxsize=None)
