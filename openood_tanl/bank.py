@@ -75,12 +75,16 @@ class TextBank:
     (``'official-fp16'`` makes ``create_engine`` build TANL with the official fp16 numerics). ``method_banks``
     (method name -> ``TextBank``): the text banks of methods with their own prompts for the same images (CSP's:
     ``create_network(templates="csp")``); ``create_engine`` builds such a method from its own bank.
+    ``negmining_text`` ((ID [C, D'], corpus [N, D']) L2-normalised texts of another model, or None): what ranks the
+    corpus for NegLabel's selection and the official corpus layout instead of the bank's own texts
+    (``create_network(negmining=...)``).
     """
 
     def __init__(self, id_text_features: torch.Tensor, corpus_text_features: torch.Tensor,
                  noise_features: torch.Tensor, logit_scale: float = 100.0,
                  corpus_is_adjective: torch.Tensor | None = None, provenance: dict | None = None,
-                 precision: str = "fp32", method_banks: dict | None = None):
+                 precision: str = "fp32", method_banks: dict | None = None,
+                 negmining_text: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.id_text_features = id_text_features
         self.corpus_text_features = corpus_text_features
         self.noise_features = noise_features
@@ -89,6 +93,7 @@ class TextBank:
         self.provenance = dict(provenance or {})
         self.precision = precision
         self.method_banks = dict(method_banks or {})
+        self.negmining_text = negmining_text
 
     @classmethod
     def of(cls, net) -> "TextBank":
@@ -97,4 +102,4 @@ class TextBank:
         return cls(net.id_text_features, net.corpus_text_features, net.noise_features,
                    float(torch.as_tensor(net.logit_scale)), getattr(net, "corpus_is_adjective", None),
                    getattr(net, "provenance", None), getattr(net, "precision", "fp32"),
-                   getattr(net, "method_banks", None))
+                   getattr(net, "method_banks", None), getattr(net, "negmining_text", None))

@@ -57,14 +57,40 @@ def _logit_scale(bank) -> float:
     return float(torch.as_tensor(bank.logit_scale))
 
 
+def _is_adjective(bank):
+    """[N] bool: which of ``bank``'s corpus words are adjectives (all nouns when the bank does not say)."""
+    import torch
+
+    flags = getattr(bank, "corpus_is_adjective", None)
+    return torch.zeros(len(bank.corpus_text_features), dtype=torch.bool) if flags is None else flags
+
+
+def _ranking_texts(bank):
+    """(ID [C, D'], corpus [N, D']): what ranks ``bank``'s corpus for NegLabel's selection and the official
+    layout: its ``negmining_text`` when it has them (``create_network(negmining=...)``), else its own texts."""
+    mining = getattr(bank, "negmining_text", None)
+    return (bank.id_text_features, bank.corpus_text_features) if mining is None else mining
+
+
 def _with_corpus(engine_class, bank, **hyperparameters):
-    """Engines that score against the whole corpus (TANL): every column of the bank's [ID | corpus] logits. A bank
-    of the ``official-fp16`` precision gets TANL with the official float16 numerics (``core.OfficialFP16TANL``)."""
+    """Engines that score against the whole corpus (TANL): every column of the bank's [ID | corpus] logits, laid
+    out as the official network does (``core.neglabel.official_corpus_layout``) when the bank carries
+    ``negmining_text``. A bank of the ``official-fp16`` precision gets TANL with the official float16 numerics
+    (``core.OfficialFP16TANL``)."""
+    import torch
+
     if getattr(bank, "precision", "fp32") == "official-fp16":
         from .core.official_fp16 import OfficialFP16TANL
 
         engine_class = OfficialFP16TANL if issubclass(OfficialFP16TANL, engine_class) else engine_class
-    return engine_class(bank.id_text_features, bank.corpus_text_features, bank.noise_features, _logit_scale(bank),
+    corpus, columns = bank.corpus_text_features, None
+    if getattr(bank, "negmining_text", None) is not None:
+        from .core.neglabel import official_corpus_layout
+
+        layout = official_corpus_layout(*_ranking_texts(bank), _is_adjective(bank)).cpu()
+        corpus = corpus.index_select(0, layout.to(corpus.device))
+        columns = torch.cat([torch.arange(len(bank.id_text_features)), layout + len(bank.id_text_features)])
+    return engine_class(bank.id_text_features, corpus, bank.noise_features, _logit_scale(bank), columns,
                         **hyperparameters)
 
 
@@ -74,17 +100,12 @@ def _id_only(engine_class, bank, **hyperparameters):
 
 
 def selected_negatives(bank, num_negatives: int, percentile: float):
-    """NegLabel's selection of ``bank``'s corpus: (corpus indices [M], their texts [M, D]); every word counts as a
-    noun when the bank does not say which are adjectives."""
-    import torch
-
+    """NegLabel's selection of ``bank``'s corpus, ranked by its ``negmining_text`` when it has them (else by its
+    own texts): (corpus indices [M], their texts [M, D]); every word counts as a noun when the bank does not say
+    which are adjectives."""
     from .core.neglabel import select_negative_labels
 
-    is_adjective = getattr(bank, "corpus_is_adjective", None)
-    if is_adjective is None:
-        is_adjective = torch.zeros(len(bank.corpus_text_features), dtype=torch.bool)
-    chosen = select_negative_labels(bank.id_text_features, bank.corpus_text_features, is_adjective, num_negatives,
-                                    percentile).cpu()
+    chosen = select_negative_labels(*_ranking_texts(bank), _is_adjective(bank), num_negatives, percentile).cpu()
     return chosen, bank.corpus_text_features.index_select(0, chosen.to(bank.corpus_text_features.device))
 
 
@@ -101,16 +122,15 @@ def _with_selection(engine_class, bank, *, num_negatives, percentile, **hyperpar
 
 def _with_oodd_selection(engine_class, bank, *, negative_fraction, percentile, **hyperparameters):
     """OODD on the NegLabel base: the ID columns and the columns of OODD's own NegLabel selection
-    (``core.oodd.select_oodd_negatives``; every word counts as a noun when the bank does not say)."""
+    (``core.oodd.select_oodd_negatives``, on the bank's own texts as OODD's code ranks them; every word counts as a
+    noun when the bank does not say)."""
     import torch
 
     from .core.oodd import select_oodd_negatives
 
     corpus = bank.corpus_text_features
-    is_adjective = getattr(bank, "corpus_is_adjective", None)
-    if is_adjective is None:
-        is_adjective = torch.zeros(len(corpus), dtype=torch.bool)
-    chosen = select_oodd_negatives(bank.id_text_features, corpus, is_adjective, negative_fraction, percentile).cpu()
+    chosen = select_oodd_negatives(bank.id_text_features, corpus, _is_adjective(bank), negative_fraction,
+                                   percentile).cpu()
     classes = len(bank.id_text_features)
     return engine_class(bank.id_text_features, corpus.index_select(0, chosen.to(corpus.device)), _logit_scale(bank),
                         torch.cat([torch.arange(classes), chosen + classes]), **hyperparameters)

@@ -253,13 +253,10 @@ def sweep_values(args, methods: dict) -> list[Any]:
 
 
 def _backbone(value: str) -> tuple[str, str | None]:
-    """``--values`` of ``--argument backbone``: "MODEL:WEIGHTS" (an open_clip tag or a checkpoint file; "MODEL:"
-    or "MODEL:none" for random weights) -> (model, weights)."""
-    model, colon, weights = str(value).partition(":")
-    if not colon or not model:
-        raise UsageError(f"--argument backbone takes MODEL:WEIGHTS values (e.g. ViT-B-16:openai "
-                         f"ViT-B-16:laion2b_s34b_b88k), got {value!r}")
-    return model, (None if weights in ("", "none") else weights)
+    """``--values`` of ``--argument backbone``: "MODEL:WEIGHTS" -> (model, weights) (``parse_backbone``)."""
+    from ..networks.settings import parse_backbone
+
+    return parse_backbone(value, "--argument backbone")
 
 
 def _with_backbone(args, value: str):
@@ -339,7 +336,8 @@ class Reproduce(Pipeline):
         self.paper = "four-ood" if job.name in FOUR_OOD_NAMES else job.name
         setting = {"model": args.model, "pretrained": args.pretrained, "precision": args.precision,
                    "transform": job.plan.provenance["image_transform"]["name"],
-                   "templates": args.templates, "protocol": args.protocol, "seeds": args.seeds,
+                   "templates": args.templates, "negmining": args.negmining, "protocol": args.protocol,
+                   "seeds": args.seeds,
                    "batch_size": args.batch_size}
         self.differences = setting_differences(setting, job.plan.provenance.get("corpus"))
         record = run_record_of(self.methods, [job], args,

@@ -133,6 +133,10 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="image preprocessing: auto = the official one (short side to 256 bicubic, crop 224, CLIP "
                             "mean/std; 224 for CIFAR) for ImageNet, ImageNet-200, Four-OOD and CIFAR, open_clip's "
                             "eval transform for anything else")
+    group.add_argument("--negmining", default="own", metavar="own|official|MODEL:WEIGHTS",
+                       help="what ranks the corpus for NegLabel's selection and TANL's corpus layout: own (this "
+                            "model), official (OpenAI ViT-B-16 in float16, as the official code whatever the "
+                            "backbone) or another open_clip MODEL:WEIGHTS")
     group.add_argument("--quick-gelu", default=None, action=argparse.BooleanOptionalAction,
                        help="force QuickGELU on/off (default: what the weights were trained with)")
     group.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")

@@ -153,7 +153,7 @@ def _method_banks(settings, methods: Iterable) -> dict:
 
     if settings.templates == "csp" or not any(method.name == "csp" for method in methods):
         return {}
-    own = settings.replace(templates="csp", corpus_rules="csp")
+    own = settings.replace(templates="csp", corpus_rules="csp", negmining="own")
     return {"csp": (own, plan_text_bank(own))}
 
 
@@ -164,7 +164,8 @@ def text_bank_settings(args, id_classes, benchmark: str):
 
     return TextBankSettings(args.model, args.pretrained, id_classes, args.corpus, corpus_rules=args.corpus_rules,
                             templates=args.templates, transform=args.transform, benchmark=benchmark,
-                            precision=args.precision, quick_gelu=args.quick_gelu, model_config=args.model_config)
+                            precision=args.precision, quick_gelu=args.quick_gelu, model_config=args.model_config,
+                            negmining=getattr(args, "negmining", "own"))
 
 
 def plan_benchmarks(args, names: list[str], methods: Iterable = ()) -> list[Job]:

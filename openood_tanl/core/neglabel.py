@@ -18,8 +18,8 @@ from .validation import (
 )
 from .workspace import Workspaces
 
-__all__ = ["NegLabel", "adjective_flags", "select_negative_labels", "OFFICIAL_NAMES", "HYPERPARAMETER_CHECKS",
-           "SELECTION_CHECKS", "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
+__all__ = ["NegLabel", "adjective_flags", "select_negative_labels", "official_corpus_layout", "OFFICIAL_NAMES",
+           "HYPERPARAMETER_CHECKS", "SELECTION_CHECKS", "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
 
 #: The engine's hyperparameters (``num_groups`` is also bounded by the number of negatives).
 HYPERPARAMETER_CHECKS = {"num_groups": lambda name, value: check_int(name, value, 1),
@@ -45,6 +45,28 @@ def adjective_flags(is_adjective, corpus_text: torch.Tensor) -> torch.Tensor:
     return flags
 
 
+def _closeness(id_text: torch.Tensor, corpus_text: torch.Tensor, percentile: float, chunk_size: int) -> torch.Tensor:
+    """[W]: each candidate's ``percentile`` similarity to the ID texts, the element at index ``int(C * percentile)``
+    of its ascending cosine similarities (the inputs checked)."""
+    percentile = check_real("percentile", percentile, 0.0, 1.0)
+    if percentile == 1.0:
+        raise UserError("percentile must be below 1 (the similarity rank int(C * percentile) must exist)")
+    rank = int(id_text.shape[0] * percentile) + 1  # kthvalue is 1-based
+    return torch.cat([torch.kthvalue(chunk @ id_text.T, rank, dim=1).values for chunk in corpus_text.split(chunk_size)])
+
+
+def _ranked_kinds(id_text, corpus_text, is_adjective, percentile, chunk_size):
+    """(adjectives, nouns): the corpus indices of each kind from farthest to nearest the ID texts (a stable sort:
+    ties in corpus order)."""
+    closeness = _closeness(id_text, corpus_text, percentile, chunk_size)
+    ranked = []
+    for mask in (is_adjective, ~is_adjective):
+        indices = mask.nonzero().squeeze(1)
+        ranked.append(indices[torch.sort(closeness[indices], stable=True).indices])
+    return ranked
+
+
+@torch.no_grad()
 def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_adjective: torch.Tensor,
                            num_negatives: int = 10000, percentile: float = 0.95,
                            chunk_size: int = 8192) -> torch.Tensor:
@@ -69,24 +91,37 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
     is_adjective = adjective_flags(is_adjective, corpus_text)
     num_negatives = check_int("num_negatives", num_negatives, 1, corpus_text.shape[0],
                               hint=f"the corpus has {corpus_text.shape[0]} words")
-    percentile = check_real("percentile", percentile, 0.0, 1.0)
-    if percentile == 1.0:
-        raise UserError("percentile must be below 1 (the similarity rank int(C * percentile) must exist)")
-    rank = int(id_text.shape[0] * percentile) + 1  # kthvalue is 1-based
-    closeness = torch.cat([torch.kthvalue(chunk @ id_text.T, rank, dim=1).values
-                           for chunk in corpus_text.split(chunk_size)])
-    num_adjectives = int(is_adjective.sum())
-    adjective_count = int(num_negatives * (num_adjectives / corpus_text.shape[0]))
+    adjectives, nouns = _ranked_kinds(id_text, corpus_text, is_adjective, percentile, chunk_size)
+    adjective_count = int(num_negatives * (len(adjectives) / corpus_text.shape[0]))
     noun_count = num_negatives - adjective_count
-    if noun_count > corpus_text.shape[0] - num_adjectives:
-        raise UserError(f"the corpus has {corpus_text.shape[0] - num_adjectives} nouns, fewer than the "
-                        f"{noun_count} NegLabel's proportion asks for; lower num_negatives")
-    chosen = []
-    for mask, count in ((is_adjective, adjective_count), (~is_adjective, noun_count)):
-        indices = mask.nonzero().squeeze(1)
-        order = torch.sort(closeness[indices], stable=True).indices[:count]
-        chosen.append(indices[order])
-    return torch.cat(chosen)
+    if noun_count > len(nouns):
+        raise UserError(f"the corpus has {len(nouns)} nouns, fewer than the {noun_count} NegLabel's proportion "
+                        "asks for; lower num_negatives")
+    return torch.cat([adjectives[:adjective_count], nouns[:noun_count]])
+
+
+@torch.no_grad()
+def official_corpus_layout(id_text: torch.Tensor, corpus_text: torch.Tensor, is_adjective: torch.Tensor,
+                           num_negatives: int = 10000, percentile: float = 0.95,
+                           chunk_size: int = 8192) -> torch.Tensor:
+    """The corpus in the order the official network lays it out (``text_features_all``): NegLabel's selection of
+    ``num_negatives`` (official ``ood_number``, 10,000 in every TANL script), then the unselected words, each part
+    adjectives then nouns from farthest to nearest the ID texts.
+
+    Args as ``select_negative_labels`` (a corpus smaller than ``num_negatives`` is laid out whole).
+
+    Returns:
+        [W] LongTensor: a permutation of the corpus indices.
+    """
+    id_text = as_rows("id_text", id_text)
+    corpus_text = as_rows("corpus_text", corpus_text, id_text.device)
+    is_adjective = adjective_flags(is_adjective, corpus_text)
+    num_negatives = min(check_int("num_negatives", num_negatives, 1), corpus_text.shape[0])
+    adjectives, nouns = _ranked_kinds(id_text, corpus_text, is_adjective, percentile, chunk_size)
+    adjective_count = int(num_negatives * (len(adjectives) / corpus_text.shape[0]))
+    noun_count = min(num_negatives - adjective_count, len(nouns))
+    return torch.cat([adjectives[:adjective_count], nouns[:noun_count], adjectives[adjective_count:],
+                      nouns[noun_count:]])
 
 
 class NegLabel:

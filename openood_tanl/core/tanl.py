@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .engine import OfficialName
+from .engine import OfficialName, check_bank_columns
 from .errors import UserError
 from .memory import ActivationMemory
 from .scoring import (
@@ -64,6 +64,9 @@ class TANL:
         corpus_text: [N, D] L2-normalised embeddings of the whole negative-label corpus.
         noise_features: [K, D] L2-normalised image embeddings of noise images (seed of the OOD memory).
         logit_scale: CLIP's temperature multiplier (``logit_scale.exp()``, 100 for OpenAI CLIP).
+        bank_columns: [C + N] the columns of a text bank's [ID | corpus] logits that [ID | corpus_text] are (the
+            ``Engine`` contract): the bank's corpus in another order (``negmining``: the official network's
+            layout); None: in the bank's order. ``selected`` indexes ``corpus_text`` either way.
         num_negatives: M, negatives used to score (official ``beta``; paper 1000).
         memory_length: L, rows kept in each FIFO activation memory (official ``memleng``; paper 300).
         gap: g, margin around the adaptive threshold t for confident samples (official ``gap``; paper 0.2).
@@ -90,7 +93,6 @@ class TANL:
     hyperparameter_checks = HYPERPARAMETER_CHECKS
     learned_state = ("threshold", "selected", "memory_fill", "admitted")
     official_names = OFFICIAL_NAMES
-    bank_columns = None  # its text is a bank's whole [ID | corpus] (the Engine contract)
 
     def __init__(
         self,
@@ -98,6 +100,7 @@ class TANL:
         corpus_text: torch.Tensor,
         noise_features: torch.Tensor,
         logit_scale: float = 100.0,
+        bank_columns: torch.Tensor | None = None,
         *,
         num_negatives: int = 1000,
         memory_length: int = 300,
@@ -121,6 +124,7 @@ class TANL:
             if rows.shape[0] == 0:
                 raise UserError(f"{name} is empty; it needs at least one row")
         self.logit_scale = check_logit_scale(logit_scale)
+        self.bank_columns = check_bank_columns(bank_columns, self.num_classes + self.corpus_size, "TANL")
         self.num_negatives = check_int("num_negatives", num_negatives, 1, self.corpus_text.shape[0],
                                         hint=f"the corpus has {self.corpus_text.shape[0]} words")
         values = check_hyperparameters(self.hyperparameter_checks, dict(

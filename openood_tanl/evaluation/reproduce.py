@@ -21,9 +21,10 @@ __all__ = ["PAPER_SETTING", "PAPER_RESULTS", "BACKBONE_ANCHORS", "OFFICIAL_IMAGE
            "REPRODUCIBLE_BENCHMARKS", "published_results", "compare_with_paper", "setting_differences"]
 
 #: What the paper ran: backbone, weights, precision (the official code's float16 model: ``official-fp16``), image
-#: transform, methods (TANL with its paper preset), protocol, seeds, batch size.
+#: transform, prompts, what ranks the corpus (``negmining``: OpenAI ViT-B-16 in float16, whatever the backbone),
+#: methods (TANL with its paper preset), protocol, seeds, batch size.
 PAPER_SETTING = {"model": "ViT-B-16", "pretrained": "openai", "precision": "official-fp16", "transform": "official",
-                 "templates": "official",
+                 "templates": "official", "negmining": "official",
                  "methods": ("tanl", "mcm", "neglabel", "adaneg", "oodd"), "protocol": "mixed", "seeds": (0, 1, 2),
                  "batch_size": 256}
 
@@ -152,17 +153,19 @@ def compare_with_paper(results: pd.DataFrame, benchmark: str, model: str = PAPER
 
 
 def setting_differences(setting: Mapping, corpus: Mapping | None = None) -> list[str]:
-    """How a run's ``setting`` (model, pretrained, precision, transform, templates, protocol, seeds, batch_size) and its
-    ``corpus`` provenance differ from the paper's (one note each); empty when they do not."""
+    """How a run's ``setting`` (model, pretrained, precision, transform, templates, negmining, protocol, seeds,
+    batch_size) and its ``corpus`` provenance differ from the paper's (one note each); empty when they do not."""
     notes = []
     anchored = (setting.get("model"), setting.get("pretrained")) in BACKBONE_ANCHORS
-    for key in ("model", "pretrained", "precision", "transform", "templates", "protocol", "batch_size"):
+    for key in ("model", "pretrained", "precision", "transform", "templates", "negmining", "protocol", "batch_size"):
         if anchored and key in ("model", "pretrained", "precision"):
             continue  # compared with that backbone's own published numbers, whose precision they do not state
         if key in setting and setting[key] != PAPER_SETTING[key]:
             fine = {"pretrained": " (fine if it is a copy of the OpenAI weights)",
                     "precision": " (the authors' numbers come from their float16 run: --precision official-fp16)",
-                    "transform": " (--transform official: short side to 256, bicubic, crop 224)"}.get(key, "")
+                    "transform": " (--transform official: short side to 256, bicubic, crop 224)",
+                    "negmining": " (the official code ranks the corpus with OpenAI ViT-B-16 in float16 whatever the "
+                                 "backbone, and lays TANL's corpus out by it: --negmining official)"}.get(key, "")
             notes.append(f"{key} {setting[key]!r} (paper: {PAPER_SETTING[key]!r}){fine}")
     if "seeds" in setting and len(list(setting["seeds"])) != len(PAPER_SETTING["seeds"]):
         notes.append(f"{len(list(setting['seeds']))} seed(s) (paper setting: 3)")

@@ -19,12 +19,12 @@ from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
 from .checkpoints import OPENAI_FORMS, checkpoint_form, read_openai_state_dict
 from .noise import noise_images
-from .settings import TextBankSettings
+from .settings import TextBankSettings, parse_backbone
 from .text_encoding import TEXT_ENCODINGS, encode_class_texts, encode_raw_prompts, trims_exactly
 from .transforms import TRANSFORMS, build_transform, resolve_transform
 
 __all__ = ["CLIPNetwork", "create_network", "build_network", "plan_text_bank", "TextBankPlan", "TextBankSettings",
-           "TEMPLATES", "PRECISIONS", "QuickGELUWarning"]
+           "TEMPLATES", "PRECISIONS", "OFFICIAL_NEGMINING", "OFFICIAL_LAYOUT", "QuickGELUWarning"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,12 @@ TEMPLATES = ("official", "openai-ensemble", "csp")
 #: official run's numerics: a half-precision model, features normalised in float16 as the official code does,
 #: and TANL's fp16 scoring (``core.OfficialFP16TANL``).
 PRECISIONS = ("fp32", "fp16", "official-fp16")
+#: ``negmining="official"``: what the official code ranks the corpus with whatever the backbone
+#: (``clip_for_wordnet_prepare.py``: ``clip.load('ViT-B/16', 'cuda')``, a float16 model, with the official prompts).
+OFFICIAL_NEGMINING = ("ViT-B-16", "openai", "official-fp16")
+#: The official network's corpus layout: NegLabel's selection of ``ood_number`` words (10,000 in every TANL script)
+#: at its 0.95 percentile first (``core.neglabel.official_corpus_layout``).
+OFFICIAL_LAYOUT = {"num_negatives": 10000, "percentile": 0.95}
 
 
 class QuickGELUWarning(UserWarning):
@@ -67,6 +73,8 @@ class CLIPNetwork(nn.Module):
     Attributes:
         id_text_features: [C, D]; corpus_text_features: [N, D]; noise_features: [K, D] (float32 buffers).
         logit_scale: CLIP's ``logit_scale.exp()`` (float).
+        negmining_text: (ID [C, D'], corpus [N, D']) texts of the model that ranks the corpus (``negmining``), or
+            None: the network's own rank it.
         class_names, corpus: the ID class names and the negative-label ``Corpus`` (words and kinds).
         provenance: what built the text bank (recorded in every result file).
     """
@@ -80,12 +88,20 @@ class CLIPNetwork(nn.Module):
         self.register_buffer("id_text_features", id_text_features.float())
         self.register_buffer("corpus_text_features", corpus_text_features.float())
         self.register_buffer("noise_features", noise_features.float())
+        self.register_buffer("negmining_id_text", None, persistent=False)
+        self.register_buffer("negmining_corpus_text", None, persistent=False)
         self.logit_scale = float(logit_scale)
         self.class_names = list(class_names)
         self.corpus = corpus
         self.n_cls = len(self.class_names)  # the name OpenOOD-VLM's code reads
         self.model_key: dict | None = None  # set by create_network: what identifies the image encoder
         self.provenance: dict = {}  # set by create_network: backbone, weights, class names, corpus, prompts, noise
+
+    @property
+    def negmining_text(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.negmining_id_text is None:
+            return None
+        return self.negmining_id_text, self.negmining_corpus_text
 
     @property
     def corpus_is_adjective(self) -> torch.Tensor:
@@ -363,7 +379,7 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
                    templates: str = "official", transform: str = "auto", benchmark: str | None = None,
                    precision: str = "fp32", quick_gelu: bool | None = None, noise_seed: int = 0,
                    normalize_noise: bool = False, batch_size: int = 256,
-                   model_config: str | os.PathLike | None = None):
+                   model_config: str | os.PathLike | None = None, negmining: str = "own"):
     """Build the CLIP OOD network and its image transform.
 
     Args:
@@ -394,6 +410,11 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
             does not).
         batch_size: texts encoded per forward pass.
         model_config: an open_clip model-config JSON to register first (custom architectures).
+        negmining: what ranks the corpus for NegLabel's selection (NegLabel, AdaNeg) and TANL's corpus layout:
+            'own' (this model's texts; the corpus in its order), 'official' (as the official code whatever the
+            backbone: OpenAI ViT-B-16 in float16 with the official prompts, and TANL's corpus laid out as the
+            official network does, ``OFFICIAL_LAYOUT``) or 'MODEL:WEIGHTS' (that open_clip model, at this
+            ``precision``, the same way). The network carries its texts as ``negmining_text``.
 
     Everything that can fail without the model (class names, corpus, model name, weights tag or file, templates,
     transform, precision) is checked first, by ``plan_text_bank``; the text bank's cache is keyed by each word
@@ -449,7 +470,45 @@ def build_network(settings: TextBankSettings):
                           settings.precision)
     network.model_key = model_key  # identifies the image encoder (feature caches are keyed by it)
     network.provenance = {**plan.provenance, "logit_scale": network.logit_scale}  # the weights' own
-    return network.to(device).eval(), preprocess
+    network = network.to(device).eval()
+    mining = _negmining_settings(settings)
+    if mining is not None:
+        mining_id, mining_corpus = (network.id_text_features, network.corpus_text_features) \
+            if _ranks_as_itself(settings, mining) else _mining_texts(mining)
+        network.negmining_id_text, network.negmining_corpus_text = mining_id.to(device), mining_corpus.to(device)
+    return network, preprocess
+
+
+def _negmining_settings(settings: TextBankSettings) -> TextBankSettings | None:
+    """The text bank whose texts rank the corpus (``negmining``), or None for the network's own."""
+    value = settings.negmining
+    if not isinstance(value, str):
+        raise UserTypeError(f"negmining must be 'own', 'official' or 'MODEL:WEIGHTS', not {type(value).__name__}")
+    if value == "own":
+        return None
+    if settings.templates == "csp":
+        raise UserError("negmining ranks the NegLabel/TANL text bank's corpus; CSP's bank (templates='csp') ranks "
+                        "its pool with its own model: leave negmining='own' there")
+    model, weights, precision = OFFICIAL_NEGMINING if value == "official" else \
+        (*parse_backbone(value, "negmining ('own', 'official' or MODEL:WEIGHTS)"), settings.precision)
+    return settings.replace(model_name=model, pretrained=weights, precision=precision, templates="official",
+                            quick_gelu=None, transform="open_clip", benchmark=None, negmining="own")
+
+
+def _ranks_as_itself(settings: TextBankSettings, mining: TextBankSettings) -> bool:
+    """Whether the mining text bank is the network's own (the same model, weights, activation, precision and
+    prompts)."""
+    return (settings.templates == "official" and settings.quick_gelu is None and
+            (settings.model_name, settings.pretrained, settings.precision) ==
+            (mining.model_name, mining.pretrained, mining.precision))
+
+
+def _mining_texts(mining: TextBankSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ID [C, D'], corpus [N, D']) texts of the ``negmining`` model (its text bank, cached as any)."""
+    logger.info("negmining: ranking the corpus with %s (%s, %s)", mining.model_name, mining.pretrained,
+                mining.precision)
+    network, _ = build_network(mining)
+    return network.id_text_features, network.corpus_text_features
 
 
 class TextBankPlan(NamedTuple):
@@ -530,6 +589,7 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
         _check_model_config(Path(model_config))  # before open_clip keeps the file in its registry
         open_clip.add_model_config(os.fspath(model_config))
     _check_model(model_name, pretrained)
+    mining = _negmining_settings(settings)
     names = class_names(id_classes)
     words = load_corpus(corpus, names, rules=_corpus_rules(settings))
     prompts = _prompt_templates(templates)
@@ -551,5 +611,18 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
         "corpus": words.provenance(),
         "prompts": {"templates": templates, **prompts, **_prompts_as_encoded(model_name, prompts, names)},
         "noise": {"seed": settings.noise_seed, "normalized": settings.normalize_noise},
+        "negmining": _negmining_record(settings.negmining, mining),
     }
     return TextBankPlan(names, words, prompts, model_key, provenance)
+
+
+def _negmining_record(source: str, mining: TextBankSettings | None) -> dict:
+    """What the provenance records about the texts ranking the corpus (``mining``, checked like the network's
+    own)."""
+    if mining is None:
+        return {"source": "own"}
+    plan = _plan(mining)
+    return {"source": source, "backbone": mining.model_name, "pretrained": plan.model_key["weights"],
+            "quick_gelu": plan.model_key["quick_gelu"], "precision": mining.precision,
+            "prompts": {kind: plan.templates[kind] for kind in ("classes", "nouns", "adjectives")},
+            "tanl_layout": dict(OFFICIAL_LAYOUT)}

@@ -10,7 +10,17 @@ from typing import Any, Mapping
 
 from ..core.errors import UserError
 
-__all__ = ["TextBankSettings"]
+__all__ = ["TextBankSettings", "parse_backbone"]
+
+
+def parse_backbone(value: str, what: str = "a backbone") -> tuple[str, str | None]:
+    """"MODEL:WEIGHTS" (an open_clip model and pretrained tag or checkpoint file; "MODEL:" or "MODEL:none" for
+    random weights) -> (model, weights), or a UserError naming ``what``."""
+    model, colon, weights = str(value).partition(":")
+    if not colon or not model:
+        raise UserError(f"{what} takes MODEL:WEIGHTS values (e.g. ViT-B-16:openai, ViT-B-16:laion2b_s34b_b88k), "
+                        f"got {value!r}")
+    return model, (None if weights in ("", "none") else weights)
 
 
 @dataclass(frozen=True)
@@ -19,8 +29,8 @@ class TextBankSettings:
 
     What the text bank and the image side are: ``model_name``, ``pretrained``, ``id_classes``, ``corpus``,
     ``corpus_rules``, ``templates``, ``transform``, ``benchmark``, ``precision``, ``quick_gelu``, ``noise_seed``,
-    ``normalize_noise``, ``model_config``. How they are computed, not what they hold: ``device``, ``cache_dir``,
-    ``batch_size``.
+    ``normalize_noise``, ``model_config``, ``negmining``. How they are computed, not what they hold: ``device``,
+    ``cache_dir``, ``batch_size``.
     """
 
     model_name: str = "ViT-B-16"
@@ -39,6 +49,7 @@ class TextBankSettings:
     normalize_noise: bool = False
     batch_size: int = 256
     model_config: str | os.PathLike | None = None
+    negmining: str = "own"
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

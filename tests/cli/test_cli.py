@@ -181,6 +181,29 @@ def test_a_backbone_sweep_builds_a_text_bank_and_features_per_backbone(workspace
     assert "takes MODEL:WEIGHTS values" in capsys.readouterr().err
 
 
+def test_negmining_ranks_the_corpus_with_another_model(workspace, capsys):
+    """--negmining MODEL:WEIGHTS: NegLabel selects by that model's texts; the record names it; a bad value exits 2."""
+    root, common = workspace
+    other = make_tiny_checkpoint(root / "tiny-other", seed=5)
+    out = root / "eval-negmining"
+    run = ["eval", "--method", "neglabel", "--set", "num_negatives=200", "num_groups=4", "--benchmark",
+           str(root / "data" / "toy.yml"), *common, "--seeds", "0", "--batch-size", "8"]
+    assert cli.main([*run, "--negmining", f"{TINY_MODEL}:{other}", "--out", str(out)]) == 0
+    record = _record(next(out.glob("*.run.json")))
+    negmining = next(iter(record["benchmarks"].values()))["text_bank"]["negmining"]
+    assert negmining["source"] == f"{TINY_MODEL}:{other}" and negmining["pretrained"]["file"] == str(other)
+    assert cli.main([*run, "--out", str(root / "eval-own")]) == 0
+    own = _record(next((root / "eval-own").glob("*.run.json")))
+    assert next(iter(own["benchmarks"].values()))["text_bank"]["negmining"] == {"source": "own"}
+    assert own["config_id"] != record["config_id"]
+    ranked = pd.read_csv(next(out.glob("neglabel-*toy-mixed.csv")), index_col="dataset")
+    plain = pd.read_csv(next((root / "eval-own").glob("neglabel-*toy-mixed.csv")), index_col="dataset")
+    assert not np.allclose(ranked["AUROC"], plain["AUROC"])  # another selection, other scores
+    capsys.readouterr()
+    assert cli.main([*run, "--negmining", "ViT-B-16", "--out", str(root / "x")]) == 2
+    assert "negmining ('own', 'official' or MODEL:WEIGHTS) takes MODEL:WEIGHTS values" in capsys.readouterr().err
+
+
 def test_protocol_sweep_values_are_checked_before_any_model_loads(workspace, capsys):
     root, common = workspace
     benchmark = str(root / "data" / "toy.yml")
@@ -352,6 +375,7 @@ def test_reproduce_sets_paper_and_ours_side_by_side(workspace, four_ood_root, ca
     assert record["methods"]["tanl"]["hyperparameters"]["alpha"] == 0.95  # the paper's preset
     differences = " ".join(record["reproduce"]["differences_from_paper"])
     assert f"model '{TINY_MODEL}'" in differences and "corpus" in differences
+    assert "negmining 'own' (paper: 'official')" in differences
     markdown = (out / "reproduce.md").read_text()
     assert "| tanl | mean | FPR@95 | 9.81 |" in markdown and f"config {record['config_id']}" in markdown
 

@@ -71,8 +71,12 @@ def test_every_paper_number_has_a_convention():
 
 def test_setting_differences_name_what_is_not_the_papers():
     paper = {"model": "ViT-B-16", "pretrained": "openai", "precision": "official-fp16", "transform": "official",
-             "templates": "official", "protocol": "mixed", "seeds": [0, 1, 2], "batch_size": 256}
+             "templates": "official", "negmining": "official", "protocol": "mixed", "seeds": [0, 1, 2],
+             "batch_size": 256}
     assert setting_differences(paper, OFFICIAL_IMAGENET_CORPUS) == []
+    assert setting_differences({**paper, "negmining": "own"}) == [
+        "negmining 'own' (paper: 'official') (the official code ranks the corpus with OpenAI ViT-B-16 in float16 "
+        "whatever the backbone, and lays TANL's corpus out by it: --negmining official)"]
     assert setting_differences({**paper, "precision": "fp32", "transform": "open_clip"}) == [
         "precision 'fp32' (paper: 'official-fp16') (the authors' numbers come from their float16 run: --precision "
         "official-fp16)",
