@@ -22,9 +22,10 @@ memory's first; an engine with ``admitted`` but no ``memory_arrivals`` keeps FIF
 also has ``corpus_activations(features [B, D]) -> [B, N]``, reading no state: traces build an oracle from it.
 
 ``bank_columns``, set at construction: which columns of a text bank's [ID | corpus] logits the engine's text is,
-in the engine's order: None for all of them (TANL: its text is the bank's), a [K] LongTensor of column indices
-otherwise (MCM: the C ID columns; NegLabel and AdaNeg take theirs as a constructor argument, the ID columns then
-their negatives' corpus columns, as ``openood_tanl.create_engine`` passes them). ``core.Lockstep`` reads it to hand
+in the engine's order: None for all of them (TANL by default: its text is the bank's), a [K] LongTensor of column
+indices otherwise (MCM: the C ID columns; NegLabel and AdaNeg take theirs as a constructor argument, the ID columns
+then their negatives' corpus columns, as ``openood_tanl.create_engine`` passes them; TANL on a bank with
+``negmining_text``: every column, the corpus in the official layout). ``core.Lockstep`` reads it to hand
 each engine its columns of the shared logits.
 
 ``official_names`` maps each hyperparameter to where it comes from in the official code (``OfficialName``), so a
