@@ -24,12 +24,14 @@ def train_sentencepiece_unigram(lines: Sequence[str], vocab_size: int = 100):
 
 
 def save_siglip_tokenizer(processor, folder: Path, context_length: int):
-    """Save ``processor``'s vocabulary as the T5 tokenizer open_clip's SigLipTokenizer builds (``extra_ids=0``,
-    padded with </s>, id 1); returns the tokenizer loaded back through ``AutoTokenizer`` (what open_clip does)."""
+    """Save ``processor``'s vocabulary as the T5 tokenizer open_clip's SigLipTokenizer builds for SigLIP
+    (``extra_ids=0``, padded with </s>, id 1, as it sets ``pad_token_id``); returns it loaded back through
+    ``AutoTokenizer`` (what open_clip does)."""
     from transformers import AutoTokenizer, T5Tokenizer
 
-    # transformers 5 reads a sentencepiece file (vocab_file=, from_pretrained) through protobuf, not installed here
-    # ("SentencePieceExtractor requires the protobuf library"); the processor gives the same pieces and scores
+    # transformers 5 cannot take the model file here: T5Tokenizer(vocab_file=...) ignores it (a 4-token vocabulary)
+    # and from_pretrained of a folder with spiece.model fails ("SentencePieceExtractor requires the protobuf library
+    # but it was not found", then "`tiktoken` is required to read a `tiktoken` file"); the same pieces and scores:
     vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())]
     T5Tokenizer(vocab=vocab, extra_ids=0, legacy=False, pad_token="</s>",
                 model_max_length=context_length).save_pretrained(folder)
@@ -38,8 +40,8 @@ def save_siglip_tokenizer(processor, folder: Path, context_length: int):
 
 def save_gemma_style_tokenizer(lines: Sequence[str], folder: Path, context_length: int, vocab_size: int = 400):
     """Train a byte-fallback BPE on ``lines`` in Gemma's layout (spaces as "▁" starting a word, no dummy prefix)
-    and save it as transformers' ``GemmaTokenizer`` as open_clip's SigLIP2 tokenizer is configured (no <bos>,
-    <eos> appended, padded on the right with <pad>, id 0); returns it loaded back through ``AutoTokenizer``."""
+    and save it as transformers' ``GemmaTokenizer`` as open_clip's SigLipTokenizer configures it for SigLIP2 (no
+    <bos>, <eos> appended, padded on the right with <pad>, id 0); returns it loaded back through ``AutoTokenizer``."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import AutoTokenizer, GemmaTokenizer
 
