@@ -4,7 +4,8 @@ A record names the package and library versions, each method with every hyperpar
 benchmark (backbone, weights, precision, class names, corpus with its size and SHA-256, prompts, noise images), the
 test-time protocol (name, seeds, batch size, order) and the FPR@95 conventions. Its ``config_id`` is a hash of all of
 that except when and how it was run, so two tables from different corpora, weights or hyperparameters never share
-one, and every CSV written with a record carries it in a ``config_id`` column.
+one, and every CSV written with a record carries it in a ``config_id`` column. (The CLI hashes its records before
+any model loads and adds each text bank's ``logit_scale``, a property of the named weights, after.)
 """
 from __future__ import annotations
 

@@ -99,6 +99,9 @@ class Demo(Pipeline):
     def load(self) -> list:
         return [(self.bank, self.benchmark)]
 
+    def bank_labels(self) -> list[str]:
+        return [self.benchmark.name]
+
     def replay(self) -> dict:
         from ..evaluation.comparison import sweep
 
@@ -295,10 +298,13 @@ class Sweep(Pipeline):
     def benchmarks(self) -> list[str]:
         return [self.args.benchmark]
 
+    def bank_labels(self) -> list[str]:
+        """Over backbones, each text bank under its ``MODEL:WEIGHTS`` value."""
+        return list(self.values) if self.over_backbones else super().bank_labels()
+
     def records(self) -> list[Output]:
-        labels = self.values if self.over_backbones else None  # a text bank per backbone
         return [Output(self.out, "sweep", SWEEP_FILES, run_record_of(
-            self.methods, self.jobs, self.args, labels=labels,
+            self.methods, self.jobs, self.args, labels=self.bank_labels(),
             sweep={"argument": self.args.argument, "values": self.values}))]
 
     def engines(self) -> list:

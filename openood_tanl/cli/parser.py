@@ -12,9 +12,9 @@ Commands (``openood-tanl <command> --help`` for each):
   reproduce    the paper's setting on four-ood or imagenet; paper's numbers vs ours, per dataset
 
 Every result file comes with ``<stem>.run.json`` (what produced it: versions, methods and hyperparameters, backbone,
-weights, class names, corpus and its SHA-256, prompts, protocol, seeds, batch size, FPR@95 conventions) and every
-CSV with a ``config_id`` column naming that configuration. Results of another configuration are never overwritten
-without ``--overwrite``.
+weights and their logit scale, class names, corpus and its SHA-256, prompts, protocol, seeds, batch size, FPR@95
+conventions) and every CSV with a ``config_id`` column naming that configuration. Results of another configuration
+are never overwritten without ``--overwrite``.
 
 Real benchmarks: OpenOOD v1.5 names (imagenet, imagenet200, cifar10, cifar100; needs OpenOOD and its data under
 --data-root), four-ood (image folders under --data-root), or a YAML spec of image lists/folders. Images are

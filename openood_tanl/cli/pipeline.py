@@ -1,5 +1,6 @@
 """The one run every command is: out folder -> methods -> plan (device, images, class names, text bank) -> record
--> claim -> load -> replay -> write. ``Pipeline.run`` sequences the steps; a command declares what its steps do.
+-> claim -> load (the records gain the weights' logit scale) -> replay -> write. ``Pipeline.run`` sequences the
+steps; a command declares what its steps do.
 
 Everything is checked before any model is loaded; the load step builds each method's engine against the text bank
 before any image is encoded.
@@ -16,7 +17,7 @@ from . import writers
 from .status import UsageError
 
 __all__ = ["Pipeline", "Job", "parse_overrides", "method_label", "configure_methods", "plan_benchmark",
-           "plan_benchmarks", "stream_settings", "load_features", "run_record_of", "run_methods"]
+           "plan_benchmarks", "stream_settings", "load_features", "run_record_of", "record_weights", "run_methods"]
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -204,6 +205,21 @@ def run_record_of(methods: dict, jobs: list, args, labels: list[str] | None = No
                       id_ood_ratio=getattr(args, "id_ood_ratio", None), **extra)
 
 
+def record_weights(record: dict, banks: dict) -> None:
+    """Add to ``record`` (in place) what each built text bank's weights say, under the label the record names it by
+    (``banks``: label -> ``TextBank``): ``logit_scale``, CLIP's ``logit_scale.exp()``, in its text bank and in each
+    of its ``method_banks``. The ``config_id`` is kept: it digests the settings (which name the weights), and the
+    scale is a property of those weights."""
+    for label, bank in banks.items():
+        if label not in record["benchmarks"]:
+            continue
+        text_bank = record["benchmarks"][label]["text_bank"]
+        text_bank["logit_scale"] = float(bank.logit_scale)
+        for name, own in getattr(bank, "method_banks", {}).items():
+            if name in text_bank.get("method_banks", {}):
+                text_bank["method_banks"][name]["logit_scale"] = float(own.logit_scale)
+
+
 def _text_bank_record(job: Job) -> dict:
     """The text bank's provenance, with that of each method's own (``method_banks``: CSP's)."""
     if not job.method_banks:
@@ -272,6 +288,7 @@ class Pipeline:
                 writers.claim_outputs(folder, output.stem, output.files, output.record, self.args.overwrite)
         self.announce()
         self.data = self.load()
+        self.record_loaded_weights()
         result = self.replay()
         with writers.output_errors(self._folders()):
             self.write(result)
@@ -307,6 +324,16 @@ class Pipeline:
 
     def load(self) -> list:
         return [load_features(self.args, job, self.engines()) for job in self.jobs]
+
+    def bank_labels(self) -> list[str]:
+        """How the run records name the text bank of each entry of ``data``: its benchmark's name."""
+        return [job.name for job in self.jobs]
+
+    def record_loaded_weights(self) -> None:
+        """Each run record gains what the loaded weights say (``record_weights``), its ``config_id`` kept."""
+        banks = dict(zip(self.bank_labels(), (bank for bank, _ in self.data)))
+        for output in self.outputs:
+            record_weights(output.record, banks)
 
     def replay(self) -> Any:
         return run_methods(self.methods, self.data, stream_settings(self.args), seeds=self.args.seeds,

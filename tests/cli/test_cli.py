@@ -117,6 +117,8 @@ def test_leaderboard_with_csp_builds_its_own_text_bank(workspace, capsys):
     assert text_bank["prompts"]["templates"] == "official" and text_bank["corpus"]["words"] == 1201
     own = text_bank["method_banks"]["csp"]
     assert own["prompts"]["templates"] == "csp" and own["corpus"]["rules"] == "csp" and own["corpus"]["words"] == 1200
+    checkpoint = common[common.index("--pretrained") + 1]
+    assert text_bank["logit_scale"] == own["logit_scale"] == _logit_scale(TINY_MODEL, checkpoint)  # one model
     capsys.readouterr()
     wordnet = [*common[:common.index("--corpus") + 1], "wordnet", *common[common.index("--corpus") + 2:]]
     assert cli.main(["leaderboard", "--methods", "mcm", "csp", "--benchmarks", benchmark, *wordnet,
@@ -173,6 +175,8 @@ def test_a_backbone_sweep_builds_a_text_bank_and_features_per_backbone(workspace
     banks = {value: record["benchmarks"][value]["text_bank"] for value in values}
     assert [banks[v]["family"] for v in values] == ["vit", "resnet"] and banks[values[0]]["backbone"] == TINY_MODEL
     assert banks[values[1]]["activation"] == {"name": "QuickGELU", "chosen_by": "the model config"}
+    assert banks[values[0]]["logit_scale"] == _logit_scale(TINY_MODEL, checkpoint)  # the weights', once built
+    assert banks[values[1]]["logit_scale"] == _logit_scale("tiny-sweep-resnet")
     models = {json.loads(path.read_text())["model_key"]["model"]
               for path in (root / "cache" / "features").rglob("manifest.json")}
     assert {TINY_MODEL, "tiny-sweep-resnet"} <= models  # a feature cache per backbone
@@ -204,6 +208,38 @@ def test_negmining_ranks_the_corpus_with_another_model(workspace, capsys):
     assert "negmining ('own', 'official' or MODEL:WEIGHTS) takes MODEL:WEIGHTS values" in capsys.readouterr().err
 
 
+def test_run_records_name_the_logit_scale_of_the_weights_outside_the_config_id(workspace):
+    """Two checkpoints of the tiny ViT, one with its logit scale set to 50: the backbone sweep's record names each
+    bank's scale as its weights have it; the config_id digests the settings without the scales, so the same run
+    again into the same folder is the same configuration."""
+    import math
+
+    import torch
+
+    from openood_tanl.provenance import config_id
+
+    root, common = workspace
+    checkpoint = common[common.index("--pretrained") + 1]
+    weights = torch.load(checkpoint)
+    weights["logit_scale"] = torch.tensor(math.log(50.0))
+    scaled = root / "tiny" / "tiny-scale-50.pt"
+    torch.save(weights, scaled)
+    values = [f"{TINY_MODEL}:{checkpoint}", f"{TINY_MODEL}:{scaled}"]
+    out = root / "sweep-logit-scale"
+    command = ["sweep", "--methods", "mcm", "--argument", "backbone", "--values", *values,
+               "--benchmark", str(root / "data" / "toy.yml"), *common, "--batch-size", "8", "--out", str(out)]
+    assert cli.main(command) == 0
+    record = _record(out / "sweep.run.json")
+    scales = [record["benchmarks"][value]["text_bank"]["logit_scale"] for value in values]
+    assert scales == [_logit_scale(TINY_MODEL, checkpoint), _logit_scale(TINY_MODEL, scaled)]
+    assert scales[0] != scales[1] and scales[1] == pytest.approx(50.0, rel=1e-6)
+    for value in values:
+        del record["benchmarks"][value]["text_bank"]["logit_scale"]
+    assert config_id(record) == record["config_id"]
+    assert cli.main(command) == 0  # no --overwrite: the same configuration
+    assert _record(out / "sweep.run.json")["config_id"] == record["config_id"]
+
+
 def test_protocol_sweep_values_are_checked_before_any_model_loads(workspace, capsys):
     root, common = workspace
     benchmark = str(root / "data" / "toy.yml")
@@ -231,7 +267,10 @@ def test_eval_writes_a_stream_trace(workspace, capsys):
     assert set(table["method"]) == {"tanl"} and list(table["segment"].unique()) == ["toy-near", "toy-far"]
     assert table["threshold"].notna().all() and table["recovery_samples"].notna().sum() == 1
     assert (trace / "trace-tanl-seed-0-temporal.png").stat().st_size > 10000
-    assert _record(trace / "trace.run.json")["trace"] == {"window": 16}
+    traced = _record(trace / "trace.run.json")
+    assert traced["trace"] == {"window": 16}
+    checkpoint = common[common.index("--pretrained") + 1]
+    assert traced["benchmarks"]["toy"]["text_bank"]["logit_scale"] == _logit_scale(TINY_MODEL, checkpoint)
     capsys.readouterr()
     assert cli.main(["eval", "--method", "tanl", "--benchmark", benchmark, *common, "--trace-window", "16",
                      "--out", str(root / "traced")]) == 2
@@ -264,6 +303,15 @@ def _record(path):
     return json.loads(path.read_text())
 
 
+def _logit_scale(model_name: str, weights=None) -> float:
+    """``clip_model.logit_scale.exp()`` of the open_clip model ``model_name`` with ``weights`` (a checkpoint file;
+    None: the random initialisation, whose scale open_clip fixes)."""
+    import open_clip
+
+    model = open_clip.create_model(model_name, pretrained=None if weights is None else str(weights))
+    return model.logit_scale.exp().item()
+
+
 def test_every_result_file_carries_its_provenance(workspace):
     root, common = workspace
     benchmark = str(root / "data" / "toy.yml")
@@ -279,6 +327,8 @@ def test_every_result_file_carries_its_provenance(workspace):
                                         "score_step": 1, "score_memory_length": 20000, "seed": 0}
     bank = record["benchmarks"]["toy"]["text_bank"]
     assert bank["backbone"] == TINY_MODEL and bank["pretrained"]["file"].endswith("tiny-random.pt")
+    assert bank["family"] == "vit" and bank["activation"]["name"] == "GELU" and bank["image_transform"]["name"]
+    assert bank["logit_scale"] == _logit_scale(TINY_MODEL, bank["pretrained"]["file"])
     assert bank["precision"] == "fp32" and bank["class_names"]["set"] == str(root / "classes.txt")
     assert bank["corpus"]["source"] == str((root / "words.txt").resolve()) and bank["corpus"]["words"] == 1200
     assert len(bank["corpus"]["sha256"]) == 64 and bank["prompts"]["nouns"] == ["The nice {}."]
@@ -311,6 +361,7 @@ def test_every_result_file_carries_its_provenance(workspace):
         written = _record(folder / f"{stem}.run.json")
         assert written["files"] == files and written["protocol"]["batch_size"] == 8
         assert written["benchmarks"]["toy"]["text_bank"]["corpus"]["words"] == 1200
+        assert written["benchmarks"]["toy"]["text_bank"]["logit_scale"] == bank["logit_scale"]
         assert set(pd.read_csv(folder / files[0])["config_id"]) == {written["config_id"]}
     board_record = _record(board / "leaderboard.run.json")
     assert set(board_record["methods"]) == {"mcm", "tanl", "neglabel-small", "adaneg-small"}
@@ -376,6 +427,8 @@ def test_reproduce_sets_paper_and_ours_side_by_side(workspace, four_ood_root, ca
     differences = " ".join(record["reproduce"]["differences_from_paper"])
     assert f"model '{TINY_MODEL}'" in differences and "corpus" in differences
     assert "negmining 'own' (paper: 'official')" in differences
+    (text_bank,) = (entry["text_bank"] for entry in record["benchmarks"].values())
+    assert text_bank["logit_scale"] == _logit_scale(TINY_MODEL, settings["--pretrained"])
     markdown = (out / "reproduce.md").read_text()
     assert "| tanl | mean | FPR@95 | 9.81 |" in markdown and f"config {record['config_id']}" in markdown
 
