@@ -227,7 +227,14 @@ def _check_tokenizer_dependencies(model_name: str) -> None:
     text = (open_clip.get_model_config(model_name) or {}).get("text_cfg") or {}
     if not (text.get("hf_tokenizer_name") or text.get("hf_model_name")):
         return
-    missing = [name for name in ("transformers", "sentencepiece") if importlib.util.find_spec(name) is None]
+    def installed(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a dotted name whose parent package is absent
+            return False
+
+    missing = [name for name, module in (("transformers", "transformers"), ("sentencepiece", "sentencepiece"),
+                                         ("protobuf", "google.protobuf")) if not installed(module)]
     if missing:
         raise MissingDependencyError(f"{model_name}'s text side needs {' and '.join(missing)} (its Hugging Face "
                                      "tokenizer): pip install \"openood-tanl[siglip]\"")
@@ -604,7 +611,7 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
         "package": {"name": "openood-tanl", "version": __version__},
         "backbone": model_name, "family": model_family(model_name), "pretrained": model_key["weights"],
         "quick_gelu": use_quick_gelu,
-        "activation": {"name": "QuickGELU" if use_quick_gelu else "GELU", "chosen_by": chosen_by},
+        "activation": {"name": _activation_name(model_name, use_quick_gelu), "chosen_by": chosen_by},
         "precision": precision, "image_transform": {**image_transform, "asked": transform},
         "class_names": {"set": os.fspath(id_classes) if isinstance(id_classes, (str, os.PathLike)) else "list",
                         "count": len(names), "sha256": class_names_sha256(names)},
@@ -614,6 +621,19 @@ def _plan(settings: TextBankSettings) -> TextBankPlan:
         "negmining": _negmining_record(settings.negmining, mining),
     }
     return TextBankPlan(names, words, prompts, model_key, provenance)
+
+
+def _activation_name(model_name: str, use_quick_gelu: bool) -> str:
+    """The activation of open_clip's own towers: QuickGELU, GELU, or GELU with the tanh approximation in the towers
+    whose config asks for it (SigLIP2's text tower). A timm trunk's activations are the trunk's."""
+    import open_clip
+
+    if use_quick_gelu:
+        return "QuickGELU"
+    config = open_clip.get_model_config(model_name) or {}
+    tanh = [tower for tower in ("vision", "text")
+            if ((config.get(f"{tower}_cfg") or {}).get("act_kwargs") or {}).get("approximate") == "tanh"]
+    return f"GELU (tanh approximation in the {' and '.join(tanh)} tower)" if tanh else "GELU"
 
 
 def _negmining_record(source: str, mining: TextBankSettings | None) -> dict:

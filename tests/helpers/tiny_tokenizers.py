@@ -24,17 +24,17 @@ def train_sentencepiece_unigram(lines: Sequence[str], vocab_size: int = 100):
 
 
 def save_siglip_tokenizer(processor, folder: Path, context_length: int):
-    """Save ``processor``'s vocabulary as the T5 tokenizer open_clip's SigLipTokenizer builds for SigLIP
-    (``extra_ids=0``, padded with </s>, id 1, as it sets ``pad_token_id``); returns it loaded back through
-    ``AutoTokenizer`` (what open_clip does)."""
-    from transformers import AutoTokenizer, T5Tokenizer
+    """Save ``processor``'s model as a hub folder of SigLIP's T5 tokenizer (``spiece.model`` and a
+    ``tokenizer_config.json``: ``extra_ids=0``, padded with </s>, id 1, as open_clip's SigLipTokenizer sets
+    ``pad_token_id``); returns it loaded through ``AutoTokenizer`` (what open_clip does), which converts the
+    sentencepiece file with protobuf (part of the ``siglip`` extra)."""
+    from transformers import AutoTokenizer
 
-    # transformers 5 cannot take the model file here: T5Tokenizer(vocab_file=...) ignores it (a 4-token vocabulary)
-    # and from_pretrained of a folder with spiece.model fails ("SentencePieceExtractor requires the protobuf library
-    # but it was not found", then "`tiktoken` is required to read a `tiktoken` file"); the same pieces and scores:
-    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())]
-    T5Tokenizer(vocab=vocab, extra_ids=0, legacy=False, pad_token="</s>",
-                model_max_length=context_length).save_pretrained(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spiece.model").write_bytes(processor.serialized_model_proto())
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "T5Tokenizer", "extra_ids": 0, "legacy": False, "pad_token": "</s>",
+        "model_max_length": context_length}))
     return AutoTokenizer.from_pretrained(folder)
 
 

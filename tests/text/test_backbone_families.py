@@ -136,7 +136,17 @@ def test_siglip_without_its_extra_names_the_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name in ("transformers", "sentencepiece") else real(name, *args))
-    with pytest.raises(MissingDependencyError, match=r'pip install "openood-tanl\[siglip\]"'):
+    with pytest.raises(MissingDependencyError, match=r'needs transformers and sentencepiece .*pip install '
+                                                     r'"openood-tanl\[siglip\]"'):
+        create_network("ViT-B-16-SigLIP", None, CLASSES)
+
+    def without_google(name, *args):  # protobuf absent: its parent package cannot be found
+        if name.startswith("google"):
+            raise ModuleNotFoundError(f"No module named '{name.split('.')[0]}'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_google)
+    with pytest.raises(MissingDependencyError, match=r"needs protobuf \(its Hugging Face tokenizer\)"):
         create_network("ViT-B-16-SigLIP", None, CLASSES)
     assert model_family("ViT-B-16-SigLIP2").endswith("+hf-text")
 
@@ -196,6 +206,7 @@ def siglip_network(tmp_path_factory):
     T5 tokenizer open_clip builds for SigLIP; (network, the sentencepiece processor)."""
     pytest.importorskip("transformers")
     pytest.importorskip("sentencepiece")
+    pytest.importorskip("google.protobuf")  # transformers reads a sentencepiece file through it
     from helpers.tiny_tokenizers import save_siglip_tokenizer, train_sentencepiece_unigram
 
     folder = tmp_path_factory.mktemp("siglip")
@@ -254,6 +265,7 @@ def test_siglip2_encodes_its_prompts_with_its_gemma_tokenizer_at_full_context(si
     assert net.provenance["logit_scale"] == net.logit_scale
     activations = [m for m in net.clip_model.text.modules() if isinstance(m, torch.nn.GELU)]
     assert activations and all(m.approximate == "tanh" for m in activations)
+    assert net.provenance["activation"]["name"] == "GELU (tanh approximation in the text tower)"
     _check_every_method(net, 224)
 
 
