@@ -18,7 +18,8 @@ from .validation import (
 )
 from .workspace import Workspaces
 
-__all__ = ["NegLabel", "adjective_flags", "select_negative_labels", "official_corpus_layout", "OFFICIAL_NAMES",
+__all__ = ["NegLabel", "adjective_flags", "select_negative_labels", "official_corpus_layout", "OFFICIAL_LAYOUT",
+           "OFFICIAL_NAMES",
            "HYPERPARAMETER_CHECKS", "SELECTION_CHECKS", "SELECTION_OFFICIAL_NAMES", "SELECTION_DEFAULTS"]
 
 #: The engine's hyperparameters (``num_groups`` is also bounded by the number of negatives).
@@ -33,6 +34,9 @@ OFFICIAL_NAMES = {"num_groups": OfficialName("ngroup"), "seed": OfficialName(Non
 SELECTION_OFFICIAL_NAMES = {"num_negatives": OfficialName("ood_number"), "percentile": OfficialName("pct", "0.95")}
 #: The selection's defaults (NegLabel's: 10,000 negatives, the 95th percentile).
 SELECTION_DEFAULTS = {"num_negatives": 10000, "percentile": 0.95}
+#: The selection that comes first in the official network's corpus layout (``ood_number`` 10,000 in every TANL
+#: script, the 0.95 percentile): ``official_corpus_layout``'s defaults.
+OFFICIAL_LAYOUT = {"num_negatives": 10000, "percentile": 0.95}
 
 
 @torch.no_grad()
@@ -102,8 +106,8 @@ def select_negative_labels(id_text: torch.Tensor, corpus_text: torch.Tensor, is_
 
 @torch.no_grad()
 def official_corpus_layout(id_text: torch.Tensor, corpus_text: torch.Tensor, is_adjective: torch.Tensor,
-                           num_negatives: int = 10000, percentile: float = 0.95,
-                           chunk_size: int = 8192) -> torch.Tensor:
+                           num_negatives: int = OFFICIAL_LAYOUT["num_negatives"],
+                           percentile: float = OFFICIAL_LAYOUT["percentile"], chunk_size: int = 8192) -> torch.Tensor:
     """The corpus in the order the official network lays it out (``text_features_all``): NegLabel's selection of
     ``num_negatives`` (official ``ood_number``, 10,000 in every TANL script), then the unselected words, each part
     adjectives then nouns from farthest to nearest the ID texts.

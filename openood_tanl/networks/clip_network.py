@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..classnames import class_names, class_names_sha256
 from ..core.errors import MissingDependencyError, MissingFileError, SetupError, UserError, UserTypeError
+from ..core.neglabel import OFFICIAL_LAYOUT
 from ..corpus import Corpus, load_corpus
 from ..embedding_cache import EmbeddingCache, default_cache_dir, fingerprint
 from ..version import __version__
@@ -24,7 +25,7 @@ from .text_encoding import TEXT_ENCODINGS, encode_class_texts, encode_raw_prompt
 from .transforms import TRANSFORMS, build_transform, resolve_transform
 
 __all__ = ["CLIPNetwork", "create_network", "build_network", "plan_text_bank", "TextBankPlan", "TextBankSettings",
-           "TEMPLATES", "PRECISIONS", "OFFICIAL_NEGMINING", "OFFICIAL_LAYOUT", "QuickGELUWarning"]
+           "TEMPLATES", "PRECISIONS", "OFFICIAL_NEGMINING", "QuickGELUWarning"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,6 @@ PRECISIONS = ("fp32", "fp16", "official-fp16")
 #: ``negmining="official"``: what the official code ranks the corpus with whatever the backbone
 #: (``clip_for_wordnet_prepare.py``: ``clip.load('ViT-B/16', 'cuda')``, a float16 model, with the official prompts).
 OFFICIAL_NEGMINING = ("ViT-B-16", "openai", "official-fp16")
-#: The official network's corpus layout: NegLabel's selection of ``ood_number`` words (10,000 in every TANL script)
-#: at its 0.95 percentile first (``core.neglabel.official_corpus_layout``).
-OFFICIAL_LAYOUT = {"num_negatives": 10000, "percentile": 0.95}
 
 
 class QuickGELUWarning(UserWarning):
@@ -420,7 +418,7 @@ def create_network(model_name: str = "ViT-B-16", pretrained: str | None = "opena
         negmining: what ranks the corpus for NegLabel's selection (NegLabel, AdaNeg) and TANL's corpus layout:
             'own' (this model's texts; the corpus in its order), 'official' (as the official code whatever the
             backbone: OpenAI ViT-B-16 in float16 with the official prompts, and TANL's corpus laid out as the
-            official network does, ``OFFICIAL_LAYOUT``) or 'MODEL:WEIGHTS' (that open_clip model, at this
+            official network does, ``core.neglabel.OFFICIAL_LAYOUT``) or 'MODEL:WEIGHTS' (that open_clip model, at this
             ``precision``, the same way). The network carries its texts as ``negmining_text``.
 
     Everything that can fail without the model (class names, corpus, model name, weights tag or file, templates,
