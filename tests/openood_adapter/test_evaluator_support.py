@@ -172,9 +172,9 @@ def test_the_network_section_is_text_bank_settings():
     shipped = dict(load_yaml(openood_tanl.config_root() / "networks" / "clip_tanl.yml")["network"], num_gpus=0)
     assert registration.network_settings(shipped) == TextBankSettings(device="cpu")  # the shipped values: defaults
     section = {**shipped, "model": "RN50", "weights": "none", "id_classes": "cifar10", "precision": "official-fp16",
-               "quick_gelu": None, "device": "cuda:1"}
+               "quick_gelu": None, "device": "cuda:1", "negmining": "official"}
     assert registration.network_settings(section) == TextBankSettings("RN50", None, "cifar10", device="cuda:1",
-                                                                      precision="official-fp16")
+                                                                      precision="official-fp16", negmining="official")
     with pytest.raises(ValueError, match=r"the network: section: unknown key 'presicion' \(did you mean "
                                          r"'precision'\?\). Valid keys: model, weights, id_classes"):
         registration.network_settings({**shipped, "presicion": "fp16"})
